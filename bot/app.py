@@ -1,0 +1,261 @@
+"""The composition root: builds the bot from settings and runs it until a signal.
+
+Nothing here is a module-level singleton; tests build the same pieces with other
+settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramUnauthorizedError
+from aiogram.types import BotCommand
+from aiohttp import web
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.handlers import include_routers
+from bot.i18n import Translator
+from bot.runtime.context import Services
+from bot.runtime.inbox import Inbox
+from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
+from bot.runtime.polling import poll_updates
+from bot.runtime.web import build_web_app
+from storage import migrate
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.emulator import Persona
+
+log = logging.getLogger(__name__)
+
+PLAYGROUND_ADMIN_ID = 300001
+
+EMULATOR_TOKEN = "1000001:local-emulator-token"  # noqa: S105 - the local emulator accepts any token
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+COMMANDS = ("start", "help", "language", "cancel", "stop")
+
+
+class StartupError(Exception):
+    """A problem that stops start-up, phrased for the operator."""
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a running bot holds; built by :func:`build_runtime`."""
+
+    services: Services
+    bot: Bot
+    dispatcher: Dispatcher
+    inbox: Inbox
+
+
+def build_dispatcher(services: Services) -> Dispatcher:
+    """A dispatcher with our middlewares and routers (aiogram's FSM is off: state is ours)."""
+    dispatcher = Dispatcher(disable_fsm=True)
+    dispatcher["services"] = services
+    dispatcher.update.outer_middleware(UnitOfWorkMiddleware(services))
+    dispatcher.update.outer_middleware(CitizenMiddleware(services))
+    include_routers(dispatcher)
+    return dispatcher
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    api_base: str,
+    token: str,
+    clock: Clock | None = None,
+    database: Database | None = None,
+) -> Runtime:
+    """Wire the bot, dispatcher, services and inbox for the given settings."""
+    services = Services(
+        settings=settings,
+        database=database or Database(settings.database_url),
+        translator=Translator.load(settings.default_language),
+        clock=clock or SystemClock(),
+    )
+    bot = Bot(
+        token=token,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+    dispatcher = build_dispatcher(services)
+    return Runtime(
+        services=services, bot=bot, dispatcher=dispatcher, inbox=Inbox(services, bot, dispatcher)
+    )
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Upgrade an embedded SQLite database; insist that PostgreSQL was upgraded first."""
+    database = Database(settings.database_url)
+    try:
+        if database.is_sqlite:
+            await migrate.upgrade(settings.database_url)
+            return
+        try:
+            current = await migrate.current_revision(database)
+        except OSError as error:
+            raise StartupError(
+                f"cannot reach the database at DATABASE_URL: {error.strerror or error}"
+            ) from None
+        if current != migrate.head_revision():
+            raise StartupError("the database schema is not up to date: run `citizenbot db upgrade`")
+    finally:
+        await database.dispose()
+
+
+async def _announce_commands(runtime: Runtime) -> None:
+    translator = runtime.services.translator
+    for language in translator.languages:
+        commands = [
+            BotCommand(command=name, description=translator.text(language, f"command.{name}"))
+            for name in COMMANDS
+        ]
+        await runtime.bot.set_my_commands(commands, language_code=language)
+    default = translator.default_language
+    await runtime.bot.set_my_commands(
+        [
+            BotCommand(command=name, description=translator.text(default, f"command.{name}"))
+            for name in COMMANDS
+        ]
+    )
+
+
+async def _connect(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """Check the token, retrying while the Bot API is unreachable."""
+    delay = 1.0
+    while True:
+        try:
+            me = await runtime.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise StartupError("the Bot API rejected BOT_TOKEN (401 Unauthorized)") from None
+        except Exception as error:
+            log.warning("Bot API unreachable (%s); retrying in %.0fs", type(error).__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            if stopping.is_set():
+                raise StartupError("stopped before the Bot API answered") from None
+            delay = min(delay * 2, 30.0)
+            continue
+        log.info("connected as @%s", me.username)
+        return
+
+
+def playground_personas(settings: Settings) -> list[Persona]:
+    """Who a person can be in the playground: citizens in each language, staff."""
+    from bot.emulator import Persona
+
+    administrator = settings.admin_ids[0] if settings.admin_ids else PLAYGROUND_ADMIN_ID
+    return [
+        Persona(user_id=100001, first_name="Alex", language_code="en", label="Citizen (English)"),
+        Persona(
+            user_id=100002, first_name="Camille", language_code="fr", label="Citoyenne (français)"
+        ),
+        Persona(user_id=200001, first_name="Morgan", language_code="en", label="Service manager"),
+        Persona(user_id=administrator, first_name="Sam", language_code="en", label="Administrator"),
+    ]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket early: its real port is needed to wire the bot."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise StartupError(
+            f"cannot listen on WEB_HOST:WEB_PORT {host}:{port}: {error.strerror or error}"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _http_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def run(settings: Settings, *, clock: Clock | None = None) -> None:
+    """Run the bot until SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+
+    await prepare_database(settings)
+    sock = _bind(settings.web_host, settings.web_port)
+    address = _http_address(sock)
+    emulator = None
+    if settings.emulated:
+        from bot.emulator import Emulator
+
+        emulator = Emulator(personas=playground_personas(settings))
+        api_base, token = f"http://{address}", EMULATOR_TOKEN
+    else:
+        assert settings.bot_token is not None
+        api_base, token = settings.telegram_api_base, settings.bot_token.get_secret_value()
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+
+    runtime = build_runtime(settings, api_base=api_base, token=token, clock=clock)
+    app = build_web_app(runtime.services, runtime.inbox, webhook_secret=secret)
+    if emulator is not None:
+        emulator.setup(app)
+    runner = web.AppRunner(app, access_log=None)
+    polling: asyncio.Task[None] | None = None
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        if emulator is not None:
+            print(
+                f"citizenbot: playground at http://{address}/ "
+                "(chat with the bot as a citizen, a manager or an administrator)",
+                flush=True,
+            )
+        await _connect(runtime, stopping)
+        await _announce_commands(runtime)
+        if settings.webhook_url and secret:
+            await runtime.bot.set_webhook(
+                settings.webhook_url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+            mode = f"webhook at {settings.webhook_url}"
+        else:
+            await runtime.bot.delete_webhook(drop_pending_updates=False)
+            polling = asyncio.create_task(
+                poll_updates(
+                    runtime.bot,
+                    runtime.inbox,
+                    poll_timeout=settings.polling_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    stopping=stopping,
+                ),
+                name="polling",
+            )
+            mode = "long polling"
+        await runtime.inbox.recover()
+        print(f"citizenbot: running ({mode}); health at http://{address}/healthz", flush=True)
+        await stopping.wait()
+    finally:
+        if polling is not None:
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+        await runtime.inbox.processor.close(grace=10.0)
+        await runner.cleanup()
+        await runtime.bot.session.close()
+        await runtime.services.database.dispose()
+        log.info("stopped")

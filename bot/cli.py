@@ -1,0 +1,101 @@
+"""The ``citizenbot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiogram logs one line per update at INFO; keep the operator's log readable.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+
+
+def _command_run(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.app import StartupError, run
+
+    try:
+        asyncio.run(run(settings))
+    except StartupError as error:
+        print(f"citizenbot: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def _command_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.migrate import upgrade_sync
+
+    upgrade_sync(settings.database_url, args.revision)
+    print(f"citizenbot: database upgraded to {args.revision}")
+    return 0
+
+
+def _command_inbox_retry(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage.db import Database
+
+    async def requeue() -> int:
+        database = Database(settings.database_url)
+        try:
+            async with database.uow() as uow:
+                return await uow.repos.inbox.requeue_failed()
+        finally:
+            await database.dispose()
+
+    count = asyncio.run(requeue())
+    print(f"citizenbot: {count} failed update(s) will be handled again at the next start")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="citizenbot", description="A Telegram bot for citizens and their public services."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser(
+        "run", help="run the bot (the local emulator when BOT_TOKEN is unset)"
+    )
+    run_parser.set_defaults(handler=_command_run)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    upgrade = db.add_parser("upgrade", help="apply the migrations")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(handler=_command_db_upgrade)
+
+    inbox = commands.add_parser("inbox", help="the durable inbox").add_subparsers(
+        dest="inbox_command", required=True
+    )
+    retry = inbox.add_parser("retry-failed", help="handle failed updates again at the next start")
+    retry.set_defaults(handler=_command_inbox_retry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``citizenbot`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"citizenbot: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    _configure_logging(settings.log_level)
+    handler = args.handler
+    return int(handler(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Routers, one per feature, built by factories and included here in order."""
+
+from __future__ import annotations
+
+from aiogram import Dispatcher
+
+from bot.handlers.citizen import build_citizen_router
+from bot.handlers.fallback import build_fallback_router
+from bot.handlers.membership import build_membership_router
+
+
+def include_routers(dispatcher: Dispatcher) -> None:
+    """Attach every feature router; the fallback comes last."""
+    dispatcher.include_routers(
+        build_membership_router(),
+        build_citizen_router(),
+        build_fallback_router(),
+    )

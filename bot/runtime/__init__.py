@@ -1,0 +1,1 @@
+"""The Telegram runtime: inbox, update processing, polling, webhook, outgoing messages."""

@@ -1,0 +1,112 @@
+"""Receiving updates: store them first, then hand them to the processor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.methods import SendMessage
+from aiogram.types import Update
+from pydantic import ValidationError
+
+from bot import failpoints
+from bot.runtime.context import Services
+from bot.runtime.processor import UpdateProcessor
+from storage.records import IncomingUpdate
+
+log = logging.getLogger(__name__)
+
+
+def update_payload(update: Update) -> dict[str, Any]:
+    """The JSON document of a parsed update, as the Bot API sent it."""
+    return update.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def to_incoming(update: Update, payload: dict[str, Any] | None = None) -> IncomingUpdate:
+    """Describe an update for the inbox: its id, chat and user, and its JSON."""
+    context = UserContextMiddleware.resolve_event_context(update)
+    return IncomingUpdate(
+        update_id=update.update_id,
+        chat_id=context.chat_id,
+        user_id=context.user_id,
+        payload=payload if payload is not None else update_payload(update),
+    )
+
+
+class Inbox:
+    """The durable front door: stored updates are never lost, repeated ones never rerun."""
+
+    def __init__(self, services: Services, bot: Bot, dispatcher: Dispatcher) -> None:
+        self._services = services
+        self._bot = bot
+        self._dispatcher = dispatcher
+        self.processor = UpdateProcessor(
+            self.handle, max_concurrency=services.settings.max_concurrent_updates
+        )
+
+    async def receive(self, updates: Sequence[IncomingUpdate]) -> list[int]:
+        """Store updates (one transaction), then queue the ones not seen before.
+
+        Returns the ids that were new. Raises if the database refuses, so the
+        caller does not confirm the updates to Telegram.
+        """
+        if not updates:
+            return []
+        async with self._services.database.uow() as uow:
+            new_ids = await uow.repos.inbox.store(updates, self._services.clock.now())
+        failpoints.reach("after_store")
+        fresh = set(new_ids)
+        for item in updates:
+            if item.update_id in fresh:
+                fresh.discard(item.update_id)
+                self.processor.submit(item)
+        return new_ids
+
+    async def recover(self) -> int:
+        """Queue the updates a previous run stored but did not finish."""
+        async with self._services.database.uow() as uow:
+            pending = await uow.repos.inbox.pending()
+        for item in pending:
+            self.processor.submit(item)
+        if pending:
+            log.info("resuming %d stored update(s) left unfinished", len(pending))
+        return len(pending)
+
+    async def handle(self, item: IncomingUpdate) -> None:
+        """Run one stored update through the dispatcher; record it if it fails."""
+        try:
+            update = Update.model_validate(item.payload, context={"bot": self._bot})
+            await self._dispatcher.feed_update(self._bot, update)
+        except Exception as error:
+            # The message may quote what the citizen wrote: details only at debug level.
+            log.error("update %s failed: %s", item.update_id, type(error).__name__)
+            log.debug("update %s failure details", item.update_id, exc_info=True)
+            await self._record_failure(item, error)
+
+    async def _record_failure(self, item: IncomingUpdate, error: Exception) -> None:
+        services = self._services
+        async with services.database.uow() as uow:
+            await uow.repos.inbox.mark_failed(
+                item.update_id, type(error).__name__, services.clock.now()
+            )
+            citizen = None
+            if item.user_id is not None and item.chat_id == item.user_id:
+                citizen = await uow.repos.citizens.by_telegram_id(item.user_id)
+        if (
+            item.chat_id is None
+            or item.chat_id != item.user_id
+            or isinstance(error, ValidationError)
+        ):
+            return
+        language = citizen.language if citizen else services.translator.default_language
+        try:
+            await self._bot(
+                SendMessage(
+                    chat_id=item.chat_id, text=services.translator.text(language, "error.generic")
+                )
+            )
+        except Exception:
+            log.warning("could not apologise for update %s", item.update_id)

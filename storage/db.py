@@ -1,0 +1,168 @@
+"""Database engine, connection set-up and the unit of work.
+
+SQLite (the embedded default) runs with WAL, a busy timeout and foreign keys on;
+in one process its write transactions are serialised by an asyncio lock, which is
+cheaper than letting connections spin on SQLITE_BUSY. PostgreSQL (asyncpg) needs
+no lock: row locks and ``SKIP LOCKED`` do that work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage.repositories import Repositories
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ALIASES = {"postgres": "postgresql"}
+
+
+def normalize_database_url(value: str) -> str:
+    """Accept sqlite/postgresql URLs with or without a driver; return the async form.
+
+    Raises ``ValueError`` with a message that never repeats the password.
+    """
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError) as error:
+        raise ValueError(
+            "is not a database URL (e.g. sqlite+aiosqlite:///citizenbot.db)"
+        ) from error
+    backend = _ALIASES.get(url.get_backend_name(), url.get_backend_name())
+    if backend not in _DRIVERS:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    _, plus, driver = url.drivername.partition("+")
+    if plus and f"{backend}+{driver}" != _DRIVERS[backend]:
+        raise ValueError(f"unsupported driver {driver!r}: use {_DRIVERS[backend]}")
+    if backend == "sqlite" and url.database in (None, ""):
+        raise ValueError("needs a file path, e.g. sqlite+aiosqlite:///citizenbot.db")
+    if backend == "postgresql" and not url.host and not url.query.get("host"):
+        raise ValueError("needs a host, e.g. postgresql+asyncpg://user@127.0.0.1/citizenbot")
+    return url.set(drivername=_DRIVERS[backend]).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # Take the write lock when the transaction starts, so another process never
+    # meets a deferred transaction that cannot upgrade (SQLITE_BUSY without waiting).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One engine and its session factory; build it once at start-up."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url: URL = make_url(normalize_database_url(url))
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo)
+            sync_engine = self.engine.sync_engine
+            event.listen(sync_engine, "connect", _sqlite_pragmas)
+            # Let SQLAlchemy stop issuing its own BEGIN so ours is the one used.
+            event.listen(
+                sync_engine,
+                "connect",
+                lambda dbapi_connection, _record: setattr(
+                    dbapi_connection, "isolation_level", None
+                ),
+            )
+            event.listen(sync_engine, "begin", _sqlite_begin_immediate)
+        else:
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work: one transaction, committed when the block ends cleanly."""
+        return UnitOfWork(self)
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+        else:
+            async with self._write_lock:
+                yield
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction shared by the repositories it exposes.
+
+    Repositories never commit: leaving the ``async with`` block commits, an
+    exception rolls back.
+    """
+
+    session: AsyncSession
+    repos: Repositories
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._lock_cm: Any = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._lock_cm = self._database._locked()
+        await self._lock_cm.__aenter__()
+        try:
+            self.session = self._database.sessions()
+            self.repos = Repositories(self.session)
+        except BaseException:
+            await self._lock_cm.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            try:
+                await self.session.close()
+            finally:
+                await self._lock_cm.__aexit__(exc_type, exc, traceback)
+
+    async def flush(self) -> None:
+        """Send pending ORM changes to the database inside the transaction."""
+        await self.session.flush()

@@ -1,0 +1,128 @@
+"""Citizens: registration, language, reachability."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Citizen
+from storage.records import CitizenRecord
+from storage.repositories._dialect import insert_ignoring_conflicts
+
+# Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.
+_PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+# last_seen_at is for reports on activity, not auditing: refresh it at most this often
+# so that an ordinary message costs no write.
+LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
+
+def new_pseudonym() -> str:
+    """A stable, random, human-friendly pseudonym such as ``C-7KQ2M9XA``."""
+    return "C-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
+
+
+def _record(row: Citizen) -> CitizenRecord:
+    return CitizenRecord(
+        id=row.id,
+        telegram_id=row.telegram_id,
+        pseudonym=row.pseudonym,
+        language=row.language,
+        language_chosen=row.language_chosen,
+        first_name=row.first_name,
+        username=row.username,
+        timezone=row.timezone,
+        consented_at=row.consented_at,
+        created_at=row.created_at,
+        stopped_at=row.stopped_at,
+        unreachable_at=row.unreachable_at,
+    )
+
+
+class CitizenRepository:
+    """Reads and writes citizens."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_telegram_id(self, telegram_id: int) -> CitizenRecord | None:
+        """The citizen with this Telegram user id, if known."""
+        row = await self._session.scalar(select(Citizen).where(Citizen.telegram_id == telegram_id))
+        return None if row is None else _record(row)
+
+    async def by_id(self, citizen_id: int) -> CitizenRecord | None:
+        """The citizen with this internal id, if any."""
+        row = await self._session.get(Citizen, citizen_id)
+        return None if row is None else _record(row)
+
+    async def ensure(
+        self,
+        *,
+        telegram_id: int,
+        language: str,
+        first_name: str | None,
+        username: str | None,
+        now: datetime,
+    ) -> tuple[CitizenRecord, bool]:
+        """Return the citizen for this Telegram user, creating them on first contact.
+
+        The second value is True when the citizen was created now. Names are
+        refreshed on every contact; the language only until the citizen chooses one.
+        """
+        row = await self._session.scalar(select(Citizen).where(Citizen.telegram_id == telegram_id))
+        if row is not None:
+            stale = now - row.last_seen_at > LAST_SEEN_RESOLUTION
+            if stale or (row.first_name, row.username) != (first_name, username):
+                row.first_name, row.username, row.last_seen_at = first_name, username, now
+            return _record(row), False
+        # Insert-or-ignore: another instance may register the same user concurrently.
+        inserted = await self._session.execute(
+            insert_ignoring_conflicts(self._session, Citizen, ["telegram_id"])
+            .values(
+                telegram_id=telegram_id,
+                pseudonym=new_pseudonym(),
+                language=language,
+                language_chosen=False,
+                first_name=first_name,
+                username=username,
+                created_at=now,
+                last_seen_at=now,
+            )
+            .returning(Citizen.id)
+        )
+        created = inserted.scalar() is not None
+        row = await self._session.scalar(select(Citizen).where(Citizen.telegram_id == telegram_id))
+        assert row is not None
+        return _record(row), created
+
+    async def record_consent(self, citizen_id: int, now: datetime) -> None:
+        """Note when the citizen accepted the terms (kept from the first time)."""
+        await self._session.execute(
+            update(Citizen)
+            .where(Citizen.id == citizen_id, Citizen.consented_at.is_(None))
+            .values(consented_at=now)
+        )
+
+    async def set_language(self, citizen_id: int, language: str) -> None:
+        """Remember the language the citizen chose."""
+        await self._session.execute(
+            update(Citizen)
+            .where(Citizen.id == citizen_id)
+            .values(language=language, language_chosen=True)
+        )
+
+    async def set_stopped(self, citizen_id: int, at: datetime | None) -> None:
+        """Stop (``at`` given) or resume (``None``) proactive messages to the citizen."""
+        await self._session.execute(
+            update(Citizen).where(Citizen.id == citizen_id).values(stopped_at=at)
+        )
+
+    async def set_unreachable(self, telegram_id: int, at: datetime | None) -> None:
+        """Record that the citizen blocked the bot (``at``) or came back (``None``)."""
+        await self._session.execute(
+            update(Citizen).where(Citizen.telegram_id == telegram_id).values(unreachable_at=at)
+        )

@@ -1,0 +1,123 @@
+"""The durable inbox: every update is stored before it is handled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboxUpdate
+from storage.records import InboxStats, IncomingUpdate
+from storage.repositories._dialect import insert_ignoring_conflicts
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+class InboxRepository:
+    """Stores, claims and closes incoming updates."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def store(self, updates: Sequence[IncomingUpdate], now: datetime) -> list[int]:
+        """Insert the updates not seen before; return the ids that are new.
+
+        A repeated ``update_id`` (a redelivery, a concurrent duplicate) is ignored,
+        so it is handled at most once.
+        """
+        if not updates:
+            return []
+        statement = insert_ignoring_conflicts(self._session, InboxUpdate, ["update_id"]).returning(
+            InboxUpdate.update_id
+        )
+        rows = [
+            {
+                "update_id": item.update_id,
+                "chat_id": item.chat_id,
+                "user_id": item.user_id,
+                "payload": item.payload,
+                "status": PENDING,
+                "attempts": 0,
+                "received_at": now,
+            }
+            for item in updates
+        ]
+        result = await self._session.execute(statement, rows)
+        return sorted(result.scalars().all())
+
+    async def claim(self, update_id: int) -> bool:
+        """Take a pending update for handling in this transaction.
+
+        On PostgreSQL the row stays locked until the transaction ends, so a
+        concurrent claimer waits and then finds it no longer pending.
+        """
+        result = await self._session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id, InboxUpdate.status == PENDING)
+            .values(attempts=InboxUpdate.attempts + 1)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_done(self, update_id: int, now: datetime) -> None:
+        """Close a handled update and drop its payload (it may hold citizen text)."""
+        await self._session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(status=DONE, payload=None, handled_at=now, error=None)
+        )
+
+    async def mark_failed(self, update_id: int, error: str, now: datetime) -> None:
+        """Set aside an update whose handling raised; its payload is kept for a retry."""
+        await self._session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id, InboxUpdate.status == PENDING)
+            .values(
+                status=FAILED,
+                error=error[:200],
+                handled_at=now,
+                attempts=InboxUpdate.attempts + 1,
+            )
+        )
+
+    async def pending(self, limit: int = 10_000) -> list[IncomingUpdate]:
+        """Updates stored but not handled (a crash or a stop came between), oldest first."""
+        result = await self._session.execute(
+            select(
+                InboxUpdate.update_id, InboxUpdate.chat_id, InboxUpdate.user_id, InboxUpdate.payload
+            )
+            .where(InboxUpdate.status == PENDING)
+            .order_by(InboxUpdate.update_id)
+            .limit(limit)
+        )
+        return [
+            IncomingUpdate(update_id=row[0], chat_id=row[1], user_id=row[2], payload=row[3] or {})
+            for row in result.all()
+        ]
+
+    async def requeue_failed(self) -> int:
+        """Make failed updates pending again (an operator's retry after a fix)."""
+        result = await self._session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.status == FAILED)
+            .values(status=PENDING, error=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge_handled(self, before: datetime) -> int:
+        """Forget handled updates older than ``before``; Telegram redelivers only recent ones."""
+        result = await self._session.execute(
+            delete(InboxUpdate).where(InboxUpdate.status == DONE, InboxUpdate.handled_at < before)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def stats(self) -> InboxStats:
+        """Counts by state, for health checks and the CLI."""
+        result = await self._session.execute(
+            select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status)
+        )
+        counts = {str(status): int(count) for status, count in result.all()}
+        return InboxStats(
+            pending=counts.get(PENDING, 0), done=counts.get(DONE, 0), failed=counts.get(FAILED, 0)
+        )
