@@ -153,16 +153,14 @@ def _locate(loc: Sequence[str | int], data: Any) -> tuple[PathKey, bool]:
     """Follow a pydantic error location through the data, skipping union tags."""
     path: list[str | int] = []
     current = data
-    found = True
+    found = False
     for part in loc:
         in_mapping = isinstance(current, dict) and isinstance(part, str) and part in current
         in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_mapping or in_list:
+        found = in_mapping or in_list
+        if found:
             current = current[part]
-        else:
-            found = False
-            continue
-        path.append(part)
+            path.append(part)
     return tuple(path), found
 
 
@@ -373,7 +371,7 @@ class _Checker:
     def check_text(self, path: PathKey, text: LocalText, scope: _Scope | None) -> None:
         missing = [lang for lang in self.languages if not text.root.get(lang, "").strip()]
         if missing:
-            self.report.add(path, f"no text in {', '.join(missing)}")
+            self.report.add(path, f"missing translation for {', '.join(missing)}")
         if not isinstance(text, Text):
             return
         for language, value in text.root.items():
@@ -621,6 +619,60 @@ def _merge_texts(system: SystemTexts, overrides: Mapping[str, Text]) -> dict[str
     return merged
 
 
+_GRAPH_KEYS = frozenset({"id", "kind", "next", "options_from"})
+
+
+def _salvage_keys(error: ValidationError, depth: int) -> set[str] | None:
+    """The keys to drop so the rest can still be checked, or None if that cannot help."""
+    keys: set[str] = set()
+    for item in error.errors():
+        loc = item["loc"]
+        if len(loc) <= depth or not isinstance(loc[depth], str) or item["type"] == "missing":
+            return None
+        keys.add(str(loc[depth]))
+    return keys
+
+
+def _validate_step(raw: Any, index: int, report: _Report) -> tuple[AnyStep | None, bool]:
+    """Validate one step; after reporting its errors, retry without the offending keys so
+    its other problems are found too. Also says whether its exits are known."""
+    try:
+        return _STEP_ADAPTER.validate_python(raw), True
+    except ValidationError as error:
+        report.add_validation(error, ("steps", index))
+        keys = _salvage_keys(error, 1) if isinstance(raw, dict) else None
+    if not keys or not isinstance(raw, dict):
+        return None, False
+    try:
+        step = _STEP_ADAPTER.validate_python({k: v for k, v in raw.items() if k not in keys})
+    except ValidationError:
+        return None, False
+    return step, not keys & _GRAPH_KEYS
+
+
+def _validate_header(data: dict[str, Any], languages: Sequence[str], report: _Report) -> FlowHeader:
+    """Validate the top level; on errors, stand-ins replace the bad keys (already reported)
+    so that the steps can still be checked."""
+    try:
+        return FlowHeader.model_validate(data)
+    except ValidationError as error:
+        report.add_validation(error, ())
+        bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+    stand_ins: dict[str, Any] = {
+        "id": "flow",
+        "version": 1,
+        "title": dict.fromkeys(languages, "…"),
+        "steps": [None],
+    }
+    cleaned = {k: v for k, v in data.items() if k not in bad and k in FlowHeader.model_fields}
+    for key, value in stand_ins.items():
+        cleaned.setdefault(key, value)
+    try:
+        return FlowHeader.model_validate(cleaned)
+    except ValidationError:  # pragma: no cover - the stand-ins are valid
+        return FlowHeader.model_validate(stand_ins)
+
+
 def load_flow(
     text: str,
     *,
@@ -642,29 +694,24 @@ def load_flow(
         report.add((), "a flow must be a mapping with id, version, title and steps")
         raise FlowError(report.problems)
 
-    header: FlowHeader | None = None
-    try:
-        header = FlowHeader.model_validate(data)
-    except ValidationError as error:
-        report.add_validation(error, ())
-
+    header = _validate_header(data, languages, report)
     raw_steps: list[Any] = data["steps"] if isinstance(data.get("steps"), list) else []
     steps: list[tuple[int, AnyStep]] = []
+    graph_intact = True
     extra_ids: set[str] = set()
     extra_names: set[str] = set()
     for index, raw in enumerate(raw_steps):
-        try:
-            steps.append((index, _STEP_ADAPTER.validate_python(raw)))
-        except ValidationError as error:
-            report.add_validation(error, ("steps", index))
-            if isinstance(raw, dict):
-                extra_ids |= {v for v in (raw.get("id"),) if isinstance(v, str)}
-                extra_names |= {
-                    v for v in (raw.get("name"), raw.get("result")) if isinstance(v, str)
-                }
+        step, intact = _validate_step(raw, index, report)
+        graph_intact = graph_intact and intact
+        if step is not None:
+            steps.append((index, step))
+        if step is None and isinstance(raw, dict):
+            extra_ids |= {v for v in (raw.get("id"),) if isinstance(v, str)}
+            named = (raw.get("name"), raw.get("result"))
+            extra_names |= {v for v in named if isinstance(v, str)}
 
-    all_valid = header is not None and len(steps) == len(raw_steps)
-    prefill = header.prefill if header is not None else ()
+    all_valid = graph_intact and len(steps) == len(raw_steps)
+    prefill = header.prefill
     checker = _Checker(
         report,
         steps,
@@ -679,41 +726,34 @@ def load_flow(
     checker.run()
 
     system = system_texts if system_texts is not None else load_system_texts()
-    if header is not None:
-        checker.check_text(("title",), header.title, None)
-        if header.triggers.menu_label is not None:
-            checker.check_text(("triggers", "menu_label"), header.triggers.menu_label, None)
-        known = {key.value for key in SystemText}
-        for key, override in header.texts.items():
-            if key not in known:
-                report.add(
-                    ("texts",), f"unknown system text '{key}'", line=lines.key(("texts", key))
-                )
-            else:
-                checker.check_text(("texts", key), override, None)
-        merged = _merge_texts(system, header.texts)
-        for language in languages:
-            lacking = [k.value for k in SystemText if not merged.get(k.value, {}).get(language)]
-            if lacking:
-                report.add(
-                    ("texts",),
-                    f"the engine has no '{language}' text for {', '.join(lacking)}:"
-                    " add them under texts:",
-                )
+    checker.check_text(("title",), header.title, None)
+    if header.triggers.menu_label is not None:
+        checker.check_text(("triggers", "menu_label"), header.triggers.menu_label, None)
+    known = {key.value for key in SystemText}
+    for key, override in header.texts.items():
+        if key not in known:
+            report.add(("texts",), f"unknown system text '{key}'", line=lines.key(("texts", key)))
+        else:
+            checker.check_text(("texts", key), override, None)
+    merged = _merge_texts(system, header.texts)
+    for language in languages:
+        lacking = [k.value for k in SystemText if not merged.get(k.value, {}).get(language)]
+        if lacking:
+            report.add(
+                ("texts",),
+                f"the engine has no '{language}' text for {', '.join(lacking)}:"
+                " add them under texts:",
+            )
 
-    if report.problems or header is None:
+    if report.problems:
         raise FlowError(sorted(report.problems, key=lambda p: p.line))
-    definition = FlowDefinition.model_validate(
-        {
-            **header.model_dump(exclude={"steps", "texts"}),
-            "texts": header.texts,
-            "steps": [step for _, step in steps],
-        }
-    )
+    fields = {name: getattr(header, name) for name in FlowHeader.model_fields if name != "steps"}
+    definition = FlowDefinition.model_validate({**fields, "steps": [step for _, step in steps]})
     return Flow(
         definition=definition,
         languages=tuple(languages),
         system_texts=_merge_texts(system, header.texts),
+        registry=registry,
         filename=filename,
     )
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from dialogs.conditions import Condition, ParamValue
+from dialogs.registry import CallRegistry
 from dialogs.texts import SystemTexts
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -385,11 +386,13 @@ class FlowDefinition(_FlowFields):
 
 @dataclass(frozen=True, eq=False)
 class Flow:
-    """A loaded flow: its definition, enabled languages and system texts with overrides."""
+    """A loaded flow: its definition, enabled languages, system texts with the flow's
+    overrides, and the registry it was checked against."""
 
     definition: FlowDefinition
     languages: tuple[str, ...]
     system_texts: SystemTexts
+    registry: CallRegistry
     filename: str
     _by_id: Mapping[str, AnyStep] = field(init=False, repr=False)
 
