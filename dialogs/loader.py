@@ -241,6 +241,7 @@ class _Checker:
         steps: Sequence[tuple[int, AnyStep]],
         *,
         all_valid: bool,
+        raw_ids: Sequence[str | None],
         extra_ids: set[str],
         extra_names: set[str],
         prefill: Sequence[str],
@@ -258,13 +259,18 @@ class _Checker:
         self.registry = registry
         self.profile_fields = tuple(profile_fields)
         self.order = [step.id for _, step in steps]
+        self.raw_ids = list(raw_ids)
+        self.broken_references = False
 
     # --- graph -------------------------------------------------------------------------
 
-    def following(self, position: int) -> str | None:
-        return self.order[position + 1] if position + 1 < len(self.order) else None
+    def following(self, index: int) -> str | None:
+        """The id of the step after the one at ``index`` ("" if it has none), or None."""
+        if index + 1 >= len(self.raw_ids):
+            return None
+        return self.raw_ids[index + 1] or ""
 
-    def exits(self, position: int, step: AnyStep) -> list[str]:
+    def exits(self, index: int, step: AnyStep) -> list[str]:
         if isinstance(step, EndStep):
             return []
         targets: list[str] = []
@@ -272,26 +278,24 @@ class _Checker:
             targets.append(step.next)
         elif isinstance(step.next, tuple) and step.next:
             targets.extend(branch.goto for branch in step.next)
-            if step.next[-1].if_ is not None and self.following(position):
-                targets.append(self.following(position) or "")
-        elif self.following(position):
-            targets.append(self.following(position) or "")
+            if step.next[-1].if_ is not None:
+                targets.append(self.following(index) or "")
+        else:
+            targets.append(self.following(index) or "")
         if isinstance(step, ChoiceStep) and step.options_from and step.options_from.if_empty:
             targets.append(step.options_from.if_empty)
         return [target for target in targets if target in self.ids]
 
-    def no_wait_exits(self, position: int, step: AnyStep) -> list[str]:
+    def no_wait_exits(self, index: int, step: AnyStep) -> list[str]:
         """Exits taken without waiting for the citizen (to find endless loops)."""
         if not isinstance(step, Question | ConfirmStep) or step.skip_if is not None:
-            return self.exits(position, step)
+            return self.exits(index, step)
         if isinstance(step, ChoiceStep) and step.options_from and step.options_from.if_empty:
             return [step.options_from.if_empty]
         return []
 
     def graph(self) -> dict[str, list[str]]:
-        return {
-            step.id: self.exits(position, step) for position, (_, step) in enumerate(self.steps)
-        }
+        return {step.id: self.exits(index, step) for index, step in self.steps}
 
     def ancestors(self, graph: Mapping[str, list[str]]) -> dict[str, set[str]]:
         reverse: dict[str, set[str]] = {node: set() for node in graph}
@@ -423,6 +427,7 @@ class _Checker:
             return
         if options and not (spec.kind is CallKind.QUERY and spec.returns_options):
             self.report.add((*path, name_key), f"'{name}' is not a query that returns options")
+            return
         fields = spec.params.model_fields
         for key, value in params.items():
             where = (*path, "params", key)
@@ -446,7 +451,11 @@ class _Checker:
         missing = [k for k, info in fields.items() if info.is_required() and k not in params]
         if missing:
             target = (*path, "params") if params else (*path, name_key)
-            self.report.add(target, f"call '{name}' needs parameter {', '.join(missing)}")
+            self.report.add(
+                target,
+                f"call '{name}' needs parameter {', '.join(missing)}",
+                line=self.report.lines.key(target),
+            )
 
     # --- the whole flow ----------------------------------------------------------------
 
@@ -464,13 +473,13 @@ class _Checker:
         graph = self.graph()
         before = self.ancestors(graph) if self.all_valid else None
         everything = self.everything()
-        for position, (index, step) in enumerate(self.steps):
+        for index, step in self.steps:
             ancestors = before[step.id] if before is not None else everything
-            self.check_step(position, index, step, ancestors)
+            self.check_step(index, step, ancestors)
         if self.all_valid and self.steps:
             self.check_graph(graph)
 
-    def check_step(self, position: int, index: int, step: AnyStep, before: set[str]) -> None:
+    def check_step(self, index: int, step: AnyStep, before: set[str]) -> None:
         path: PathKey = ("steps", index)
         scope = self.scope(before, None)
         leaving = self.scope(before, step)
@@ -503,13 +512,14 @@ class _Checker:
         for target_path, target in targets:
             if target not in self.ids:
                 self.report.add(target_path, f"unknown step '{target}'")
+                self.broken_references = True
         falls_through = step.next is None or (
             isinstance(step.next, tuple) and (not step.next or step.next[-1].if_ is not None)
         )
-        if falls_through and self.following(position) is None:
-            self.report.add(
-                (*path, "id"),
-                f"'{step.id}' is the last step: give it 'next' (with a default) or make it an end",
+        if falls_through and self.following(index) is None:
+            self.broken_references = True
+            self.add_step(
+                index, "is the last step: give it 'next' (with a default) or make it an end"
             )
         if isinstance(step, CallStep):
             self.check_call(path, step.call, step.params, scope, name_key="call", options=False)
@@ -521,11 +531,29 @@ class _Checker:
                         f"'{item.answer}' is not the answer of a step before this one",
                     )
 
+    def add_step(self, index: int, message: str) -> None:
+        """A problem about a whole step, at the line of its id."""
+        self.report.add(
+            ("steps", index), message, line=self.report.lines.value(("steps", index, "id"))
+        )
+
     def check_condition(self, path: PathKey, condition: Condition, scope: _Scope) -> None:
         self.check_expression(path, names(condition.expr), scope)
 
     def check_graph(self, graph: Mapping[str, list[str]]) -> None:
         index_of = {step.id: index for index, step in self.steps}
+        if not self.broken_references:
+            # With a dangling reference these would only repeat it in other words.
+            self.check_paths(graph)
+        no_wait = {step.id: self.no_wait_exits(index, step) for index, step in self.steps}
+        for cycle in _cycles(no_wait):
+            ordered = sorted(cycle, key=lambda node: index_of[node])
+            self.add_step(
+                index_of[ordered[0]],
+                f"steps {', '.join(ordered)} can loop forever without waiting for an answer",
+            )
+
+    def check_paths(self, graph: Mapping[str, list[str]]) -> None:
         first = self.steps[0][1].id
         reached = {first}
         stack = [first]
@@ -536,7 +564,7 @@ class _Checker:
                     stack.append(target)
         for index, step in self.steps:
             if step.id not in reached:
-                self.report.add(("steps", index, "id"), f"step '{step.id}' can never be reached")
+                self.add_step(index, "can never be reached")
 
         ends = {step.id for _, step in self.steps if isinstance(step, EndStep)}
         reverse: dict[str, set[str]] = {}
@@ -552,20 +580,7 @@ class _Checker:
                     stack.append(source)
         for index, step in self.steps:
             if step.id in reached and step.id not in finishing:
-                self.report.add(
-                    ("steps", index, "id"), f"from step '{step.id}' no end step can be reached"
-                )
-
-        no_wait = {
-            step.id: self.no_wait_exits(position, step)
-            for position, (_, step) in enumerate(self.steps)
-        }
-        for cycle in _cycles(no_wait):
-            ordered = sorted(cycle, key=lambda node: index_of[node])
-            self.report.add(
-                ("steps", index_of[ordered[0]], "id"),
-                f"steps {', '.join(ordered)} can loop forever without waiting for an answer",
-            )
+                self.add_step(index, "no end step can be reached from here")
 
 
 def _cycles(graph: Mapping[str, list[str]]) -> list[set[str]]:
@@ -712,10 +727,15 @@ def load_flow(
 
     all_valid = graph_intact and len(steps) == len(raw_steps)
     prefill = header.prefill
+    raw_ids = [
+        raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        for raw in raw_steps
+    ]
     checker = _Checker(
         report,
         steps,
         all_valid=all_valid,
+        raw_ids=raw_ids,
         extra_ids=extra_ids,
         extra_names=extra_names,
         prefill=prefill,
