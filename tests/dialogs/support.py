@@ -142,7 +142,8 @@ class Host:
         return self._settle(self.engine.handle(self.flow, self.state, item, self.ctx))
 
     def last(self) -> OutMessage:
-        assert self.result is not None and self.result.messages
+        assert self.result is not None
+        assert self.result.messages
         return self.result.messages[-1]
 
     def text(self) -> str:

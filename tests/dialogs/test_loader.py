@@ -17,9 +17,7 @@ HEADER = "id: demo\nversion: 1\ntitle: {en: Demo, fr: Démo}\nsteps:\n"
 def problems(text: str, languages: tuple[str, ...] = ("en",)) -> list[str]:
     """The rendered problems of a document (which must fail to load)."""
     with pytest.raises(FlowError) as caught:
-        load_flow(
-            dedent(text), filename="f.yaml", languages=languages, registry=builtin_registry()
-        )
+        load_flow(dedent(text), filename="f.yaml", languages=languages, registry=builtin_registry())
     assert str(caught.value) == "\n".join(str(p) for p in caught.value.problems)
     return [str(problem) for problem in caught.value.problems]
 
@@ -322,14 +320,12 @@ def test_bad_html_and_placeholders_in_texts() -> None:
             text: {en: "Thanks {answers.a} {answers.b} {profile.age} {results.x.y} {oops"}
     """
     assert problems(text) == [
-        "f.yaml:8: step 'a': prompt.en: bad HTML: '&' at character 6 is not an entity;"
-        " write &amp;",
+        "f.yaml:8: step 'a': prompt.en: bad HTML: '&' at character 6 is not an entity; write &amp;",
         "f.yaml:11: step 'b': text.en: unmatched '{' (write {{ for a brace)",
     ]
     text = text.replace(" {oops", "")
     assert problems(text) == [
-        "f.yaml:8: step 'a': prompt.en: bad HTML: '&' at character 6 is not an entity;"
-        " write &amp;",
+        "f.yaml:8: step 'a': prompt.en: bad HTML: '&' at character 6 is not an entity; write &amp;",
         "f.yaml:11: step 'b': text.en: 'answers.b' is not set by any step before this one",
         "f.yaml:11: step 'b': text.en: unknown profile field 'profile.age'"
         " (known: first_name, last_name, username, language)",

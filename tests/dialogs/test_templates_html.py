@@ -54,7 +54,7 @@ def test_placeholders() -> None:
         "profile.first_name",
         "results.r.reference",
     ]
-    with pytest.raises(TemplateError, match="unmatched '{'"):
+    with pytest.raises(TemplateError, match=r"unmatched '\{'"):
         placeholders("oops { here")
     with pytest.raises(TemplateError, match="is not a name"):
         placeholders("{answers.x + 1}")
