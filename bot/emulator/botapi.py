@@ -7,7 +7,6 @@ below mirror the Bot API documentation; each returns the `result` object.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -216,7 +215,8 @@ class BotApi:
         if fault is not None:
             log.info("fault injected into %s (rule %s)", spec.name, fault.id)
             if fault.delay > 0:
-                await asyncio.sleep(fault.delay)
+                # Interrupted by shutdown, so a long simulated timeout never holds it up.
+                await self.hub.closed.wait(fault.delay)
             if fault.after_effect:
                 result, executed = await spec.handler(self, call), True
             if fault.drop_connection:

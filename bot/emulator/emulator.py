@@ -78,6 +78,7 @@ class Emulator:
     async def close(self) -> None:
         """End pending long polls and webhook deliveries; idempotent."""
         self.hub.closing = True
+        self.hub.closed.notify()
         for world in self.hub.worlds():
             world.wake_all()
         self.hub.calls.changed.notify()

@@ -14,6 +14,7 @@ from bot.emulator.state import (
     BotWorld,
     CallLog,
     ChatState,
+    Notifier,
     QueuedUpdate,
     StoredMessage,
     UserProfile,
@@ -45,6 +46,7 @@ class Hub:
         self.users: dict[int, UserProfile] = {}
         self.queue_listeners: list[Callable[[BotWorld], None]] = []
         self.closing = False
+        self.closed = Notifier()
         self._worlds: dict[int, BotWorld] = {}
         self._unclaimed: BotWorld | None = None
         self._seed_users()
