@@ -77,14 +77,18 @@ class Translator:
                 return base
         return self.default_language
 
-    def text(self, language: str, key: str, /, **values: object) -> str:
-        """The text for ``key`` in ``language``, with ``values`` escaped into it."""
+    def template(self, language: str, key: str) -> str:
+        """The raw template for ``key``, falling back to the default language."""
         template = self._catalogues.get(language, {}).get(key)
         if template is None:
             template = self._catalogues[self.default_language].get(key)
         if template is None:
             raise KeyError(f"no text for {key!r}")
-        return _FORMATTER.format(template, **values)
+        return template
+
+    def text(self, language: str, key: str, /, **values: object) -> str:
+        """The text for ``key`` in ``language``, with ``values`` escaped into it."""
+        return _FORMATTER.format(self.template(language, key), **values)
 
     def all_languages(self, key: str) -> dict[str, str]:
         """The text for ``key`` in every language (menu buttons are matched in any)."""

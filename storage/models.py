@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,3 +110,220 @@ class InboxUpdate(Base):
         Index("ix_inbox_updates_pending", "status", "update_id"),
         Index("ix_inbox_updates_user_id", "user_id"),
     )
+
+
+class Service(Base):
+    """A public service that answers reports and receives ratings (e.g. street lighting)."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    names: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Category(Base):
+    """What a citizen reports (a broken light, a pothole), answered by one service."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    names: Mapped[dict[str, Any]]
+    target_days: Mapped[int] = mapped_column(Integer, default=10)
+    radius_m: Mapped[int] = mapped_column(Integer, default=50)
+    open311_code: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FlowRevision(Base):
+    """An immutable revision of a dialog flow; conversations keep the one they began on."""
+
+    __tablename__ = "flow_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    published: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (UniqueConstraint("flow_id", "number"),)
+
+
+class DialogSession(Base):
+    """The conversation a citizen is in; saved with every accepted answer."""
+
+    __tablename__ = "dialog_sessions"
+
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True
+    )
+    flow_id: Mapped[str] = mapped_column(String(64))
+    revision_id: Mapped[int] = mapped_column(ForeignKey("flow_revisions.id"))
+    state: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    last_activity_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    nudged_at: Mapped[datetime | None]
+    pending_flow: Mapped[str | None] = mapped_column(String(64))
+
+
+class Report(Base):
+    """A service issue reported by a citizen (a FixMyStreet-style problem report)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(16), unique=True)
+    citizen_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    status: Mapped[str] = mapped_column(String(32), default="open")
+    description: Mapped[str] = mapped_column(Text)
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    address: Mapped[str | None] = mapped_column(String(500))
+    anonymous: Mapped[bool] = mapped_column(default=True)
+    language: Mapped[str] = mapped_column(String(8))
+    supporters: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    fixed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_reports_category_status", "category_id", "status"),
+        Index("ix_reports_service_created", "service_id", "created_at"),
+    )
+
+
+class ReportPhoto(Base):
+    """A photo of a report, stored without its EXIF metadata (it may hold a location)."""
+
+    __tablename__ = "report_photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    telegram_file_id: Mapped[str] = mapped_column(String(256))
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class ReportFollower(Base):
+    """A citizen who follows a report ("me too"); they are told when its status changes."""
+
+    __tablename__ = "report_followers"
+
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime]
+
+
+class ReportEvent(Base):
+    """The history of a report: who changed what, when."""
+
+    __tablename__ = "report_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class VolunteerProfile(Base):
+    """What a volunteer can do, where and when, and whether we may contact them."""
+
+    __tablename__ = "volunteer_profiles"
+
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True
+    )
+    skills: Mapped[dict[str, Any]]
+    areas: Mapped[dict[str, Any]]
+    availability: Mapped[dict[str, Any]]
+    contact_consent: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]
+
+
+class Opportunity(Base):
+    """A volunteering shift: a task at a place and time with a number of places."""
+
+    __tablename__ = "opportunities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    titles: Mapped[dict[str, Any]]
+    descriptions: Mapped[dict[str, Any]]
+    skills: Mapped[dict[str, Any]]
+    area: Mapped[str | None] = mapped_column(String(64))
+    place: Mapped[str] = mapped_column(String(300))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime]
+    slots: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+
+
+class Signup(Base):
+    """A volunteer's place on a shift, or on its waiting list."""
+
+    __tablename__ = "signups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
+    citizen_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+    attended: Mapped[bool | None]
+    hours: Mapped[float | None]
+
+    __table_args__ = (Index("ix_signups_opportunity_status", "opportunity_id", "status", "id"),)
+
+
+class Rating(Base):
+    """A satisfaction rating: CSAT, the five drivers, effort, NPS and a comment."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
+    overall: Mapped[int]
+    timeliness: Mapped[int | None]
+    knowledge: Mapped[int | None]
+    courtesy: Mapped[int | None]
+    fairness: Mapped[int | None]
+    outcome: Mapped[int | None]
+    effort: Mapped[int | None]
+    nps: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_ratings_service_created", "service_id", "created_at"),)

@@ -59,13 +59,13 @@ async def test_a_rolled_back_claim_leaves_the_update_pending(database: Database)
     async with database.uow() as uow:
         await uow.repos.inbox.store([incoming(9)], NOW)
 
-    class Crash(Exception):
+    class CrashError(Exception):
         pass
 
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):  # noqa: PT012 - the crash inside the transaction is the point
         async with database.uow() as uow:
             assert await uow.repos.inbox.claim(9)
-            raise Crash
+            raise CrashError
     async with database.uow() as uow:
         pending = await uow.repos.inbox.pending()
     assert [item.update_id for item in pending] == [9]

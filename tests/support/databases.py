@@ -86,7 +86,9 @@ class PostgresDatabases:
 
     def cleanup(self) -> None:
         """Drop the template."""
-        asyncio.run(_admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
+        asyncio.run(
+            _admin(self.server_url, f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        )
 
 
 class SqliteDatabases:
