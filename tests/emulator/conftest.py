@@ -61,14 +61,24 @@ async def base_url(emulator: Emulator) -> AsyncIterator[str]:
         await server.close()
 
 
+@pytest.fixture(scope="session")
+def aiogram_session() -> QuickCloseSession:
+    """One aiogram session for the whole run: building one loads the CA bundle (~50 ms).
+
+    It holds no connection between tests: each test's `bot` fixture closes its
+    aiohttp session, and the next test's first request opens one in its own loop.
+    """
+    return QuickCloseSession()
+
+
 @pytest.fixture
-async def bot(base_url: str) -> AsyncIterator[Bot]:
+async def bot(base_url: str, aiogram_session: QuickCloseSession) -> AsyncIterator[Bot]:
     """An aiogram Bot talking to the emulator."""
-    bot = make_bot(base_url)
+    aiogram_session.api = TelegramAPIServer.from_base(base_url)
     try:
-        yield bot
+        yield Bot(TOKEN, session=aiogram_session)
     finally:
-        await bot.session.close()
+        await aiogram_session.close()
 
 
 @pytest.fixture
