@@ -21,6 +21,7 @@ from dialogs import (
     builtin_registry,
     load_flow,
 )
+from dialogs.texts import SystemText, TextBook
 
 NOW = datetime(2025, 5, 14, 9, 30, tzinfo=UTC)
 
@@ -160,6 +161,16 @@ class Host:
             for row in message.inline
             for button in row
         ]
+
+    def press(self, tap: str) -> Result:
+        """Press the inline button whose callback data ends with ``:<tap>`` (any language)."""
+        found = [data for _, data in self.buttons() if data.endswith(f":{tap}")]
+        assert found, f"no button {tap!r} in {self.buttons()}"
+        return self.send(ButtonInput(found[0]))
+
+    def label(self, key: SystemText) -> str:
+        """A system text as the citizen sees it on a button."""
+        return TextBook(self.flow.system_texts, self.ctx.language, self.flow.languages).plain(key)
 
     def tap(self, label: str) -> Result:
         """Press the inline button whose text is (or, failing that, contains) ``label``."""
