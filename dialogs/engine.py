@@ -230,8 +230,15 @@ class Engine:
         run.enter(first)
         return run.result(accepted=True, compare=False)
 
-    def handle(self, flow: Flow, state: SessionState, item: Input, ctx: Context) -> Result:
+    def handle(
+        self,
+        flow: Flow,
+        state: SessionState,
+        input: Input,  # the name in the host contract, though it shadows a builtin
+        ctx: Context,
+    ) -> Result:
         """Apply one citizen input to the conversation."""
+        item = input
         run = _Run(self, flow, ctx, state)
         if not run.same_flow():
             return run.flow_changed()
@@ -623,6 +630,11 @@ class _Run:
         self.enter(entry.step, force=True)
 
     def skip(self, step: Question | ConfirmStep) -> None:
+        if isinstance(step, PhotoStep) and self.w.draft:
+            # Skipping after some photos keeps them: that is what "Done" would do.
+            photos = list(self.w.draft)
+            self.accept(step, _Answer(photos, self.photo_count(len(photos)), T.PHOTOS_RECEIVED))
+            return
         if isinstance(step, ConfirmStep) or not step.optional:
             self.reject(step, _Reject(T.ERROR_CANNOT_SKIP))
             return
