@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import get_decimal_symbol
@@ -288,7 +288,6 @@ class _Run:
         self.book = TextBook(flow.system_texts, self.language, flow.languages)
         self.w = _Work.of(state)
         self.messages: list[OutMessage] = []
-        self.call: Call | None = None
         self.accepted = True
 
     # --- results -----------------------------------------------------------------------
@@ -464,7 +463,9 @@ class _Run:
             return
         self.internal_error()
 
-    def request(self, name: str, params: Mapping[str, ParamValue], purpose: str) -> None:
+    def request(
+        self, name: str, params: Mapping[str, ParamValue], purpose: Literal["options", "step"]
+    ) -> None:
         values = {key: _jsonable(evaluate(p.expr, self.resolve)) for key, p in params.items()}
         spec = self.flow.registry.get(name)
         kind = CallKind.ACTION
@@ -474,7 +475,7 @@ class _Run:
             with contextlib.suppress(ValidationError):
                 values = spec.params.model_validate(values).model_dump(mode="json")
         call = Call(name=name, kind=kind, params=values, preview=self.ctx.preview)
-        self.w.pending = Pending(call=call, purpose="options" if purpose == "options" else "step")
+        self.w.pending = Pending(call=call, purpose=purpose)
         self.w.status = Status.CALLING
 
     def ask(self, step: Question | ConfirmStep) -> None:

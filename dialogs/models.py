@@ -425,8 +425,11 @@ class Flow:
         return self.definition.steps
 
     def language(self, requested: str) -> str:
-        """``requested`` when enabled, else the flow's first language."""
-        return requested if requested in self.languages else self.languages[0]
+        """``requested`` when enabled (``fr-BE`` counts as ``fr``), else the first language."""
+        for candidate in (requested, requested.replace("_", "-").split("-")[0].lower()):
+            if candidate in self.languages:
+                return candidate
+        return self.languages[0]
 
     def title(self, language: str) -> str:
         """The title (plain text) in ``language``."""

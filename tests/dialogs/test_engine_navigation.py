@@ -337,3 +337,67 @@ def test_the_language_falls_back_to_the_flows_first() -> None:
     h.start()
     assert h.text() == "Your name?"
     assert h.buttons() == [("✖️ Cancel", "d:1:cx")]
+
+
+def test_editing_a_choice_with_fetched_options_fetches_them_again() -> None:
+    flow = make_flow(
+        """\
+  - id: category
+    kind: choice
+    name: category
+    prompt: {en: "Category?"}
+    options_from: {query: categories}
+  - id: check
+    kind: confirm
+    prompt: {en: "Check"}
+    summary:
+      - {answer: category, label: {en: Category}}
+  - id: bye
+    kind: end
+    text: {en: "Sent: {answers.category}"}
+"""
+    )
+    h = Host(flow)
+    h.start()
+    h.tap("Roads")
+    assert h.text() == "Check\n\n<b>Category</b>: Roads"
+    h.tap("✏️ Category")
+    assert [call.name for call in h.calls] == ["categories", "categories"]
+    h.tap("Litter")
+    assert h.text() == "Check\n\n<b>Category</b>: Litter"
+    h.tap("✅ Send")
+    assert h.text() == "Sent: Litter"
+
+
+def test_skipping_after_some_photos_keeps_them() -> None:
+    flow = make_flow(
+        """\
+  - id: pics
+    kind: photo
+    name: pics
+    optional: true
+    prompt: {en: "Photos?"}
+  - id: bye
+    kind: end
+    text: {en: "Got {answers.pics}"}
+"""
+    )
+    h = Host(flow)
+    h.start()
+    h.send(PhotoInput("a", "ua"))
+    h.send(CommandInput("skip"))
+    assert h.text().endswith("Got 1 photo")
+
+
+def test_regional_language_codes_use_the_base_language() -> None:
+    flow = make_flow(
+        """\
+  - id: bye
+    kind: end
+    text: {en: "Bye", fr: "Au revoir"}
+""",
+        languages=("en", "fr"),
+    )
+    assert flow.language("fr-BE") == "fr"
+    assert flow.language("FR") == "fr"
+    assert flow.language("nl") == "en"
