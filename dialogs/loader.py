@@ -139,6 +139,8 @@ def _compose(text: str, filename: str) -> tuple[Any, _Lines, list[Problem]]:
         return None, composer.lines, [Problem(filename, line, f"YAML syntax error: {what}")]
     except yaml.YAMLError as error:
         return None, composer.lines, [Problem(filename, 1, f"YAML syntax error: {error}")]
+    except RecursionError:
+        return None, composer.lines, [Problem(filename, 1, "the document is nested too deeply")]
     if node is None:
         return None, composer.lines, [Problem(filename, 1, "the file is empty")]
     try:
@@ -146,6 +148,8 @@ def _compose(text: str, filename: str) -> tuple[Any, _Lines, list[Problem]]:
     except _TooLargeError as error:
         message = f"the document is too large (more than {MAX_NODES} values)"
         return None, composer.lines, [Problem(filename, error.line, message)]
+    except RecursionError:
+        return None, composer.lines, [Problem(filename, 1, "the document is nested too deeply")]
     return data, composer.lines, composer.problems
 
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import dialogs as dialogs_package
 from dialogs import (
     ButtonInput,
     Call,
     CommandInput,
     Engine,
+    FlowError,
     Input,
     LocationInput,
     OutMessage,
     PhotoInput,
+    Problem,
     Result,
     SessionState,
     Status,
@@ -25,6 +30,7 @@ from dialogs import (
     builtin_registry,
     check_html,
     load_builtin_flows,
+    load_flow,
 )
 from dialogs.state import MAX_CALLBACK_BYTES, MAX_MESSAGE_LENGTH
 from tests.dialogs.support import DEFAULT_ANSWERS, context
@@ -227,3 +233,54 @@ def test_random_conversations_never_break(data: st.DataObject, flow_id: str, lan
         result = settle(data, flow_id, result, ctx)
         assert result.status is not Status.CALLING
     event(f"{flow_id} ended {result.status.value} at {result.state.step}")
+
+
+SHIPPED = {
+    name: (Path(dialogs_package.__file__).parent / "flows" / name).read_text(encoding="utf-8")
+    for name in ("report.yaml", "volunteer.yaml", "rate.yaml")
+}
+
+
+def check_load(text: str) -> None:
+    """Loading either succeeds or lists problems that point inside the file."""
+    lines = text.count("\n") + 2
+    problems: list[Problem] | None = None
+    try:
+        load_flow(text, filename="x.yaml", registry=builtin_registry())
+    except FlowError as error:
+        problems = error.problems
+    if problems is None:
+        return
+    assert problems
+    for problem in problems:
+        assert problem.file == "x.yaml"
+        assert 1 <= problem.line <= lines, problem
+        assert problem.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(sorted(SHIPPED)),
+    cuts=st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 40)), max_size=3),
+    insert=st.text(alphabet=" \n:-{}[]'\"#&*!|>abc01", max_size=12),
+)
+def test_mangled_flow_files_give_problems_not_crashes(
+    name: str, cuts: list[tuple[int, int]], insert: str
+) -> None:
+    text = SHIPPED[name]
+    for start, length in cuts:
+        start %= len(text)
+        text = text[:start] + insert + text[start + length :]
+    check_load(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_random_text_gives_problems_not_crashes(text: str) -> None:
+    check_load(text)
+
+
+def test_deeply_nested_documents_are_refused() -> None:
+    with pytest.raises(FlowError) as caught:
+        load_flow("[" * 5000 + "]" * 5000, filename="x.yaml", registry=builtin_registry())
+    assert str(caught.value) == "x.yaml:1: the document is nested too deeply"
