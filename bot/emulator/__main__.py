@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from bot.emulator import Emulator, RateLimits
+
+_TOKEN_IN_PATH = re.compile(r"/bot(\d+):[^/]+")
+
+
+class RedactedAccessLogger(AbstractAccessLogger):
+    """Access log without query strings (they may carry message texts) or token secrets."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one request as method, redacted path, status and duration."""
+        path = _TOKEN_IN_PATH.sub(r"/bot\1:***", request.path)
+        self.logger.info("%s %s %s %.0fms", request.method, path, response.status, time * 1000)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         bot_username=args.bot_username,
         rate_limits=RateLimits() if args.rate_limits else None,
     )
-    web.run_app(emulator.create_app(), host=args.host, port=args.port)
+    web.run_app(
+        emulator.create_app(),
+        host=args.host,
+        port=args.port,
+        access_log_class=RedactedAccessLogger,
+    )
 
 
 if __name__ == "__main__":

@@ -592,7 +592,8 @@ def format_text(
 
     `entities` wins over `parse_mode`, as in the Bot API. The result is trimmed
     and checked against `max_length`; an empty result is allowed (callers decide
-    whether empty is an error, since it is for texts but not for captions).
+    whether empty is an error, since it is for texts but not for captions). Like
+    Telegram, links, mentions, hashtags and commands get entities of their own.
     """
     if entities is not None:
         formatted = FormattedText(raw, _explicit_entities(raw, entities))
@@ -606,7 +607,7 @@ def format_text(
     formatted = _trim(formatted)
     if len(formatted.text) > max_length:
         raise bad_request(too_long)
-    return formatted
+    return FormattedText(formatted.text, merge_detected(formatted.text, formatted.entities))
 
 
 _AUTO_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -633,3 +634,28 @@ def detect_entities(text: str) -> list[Entity]:
         offset = utf16_len(text[:start])
         entities.append({"type": kind, "offset": offset, "length": utf16_len(text[start:end])})
     return entities
+
+
+# Text inside these is shown verbatim or already linked: Telegram finds nothing there.
+_OPAQUE_ENTITIES = frozenset({"code", "pre", "text_link", "text_mention", "custom_emoji"})
+
+
+def merge_detected(text: str, entities: list[Entity]) -> list[Entity]:
+    """`entities` plus the auto-detected ones that do not clash with them."""
+    taken = [
+        (e["offset"], e["offset"] + e["length"])
+        for e in entities
+        if e["type"] in _OPAQUE_ENTITIES or e["type"] in _AUTO_TYPES
+    ]
+    added = [
+        found
+        for found in detect_entities(text)
+        if not any(
+            found["offset"] < end and start < found["offset"] + found["length"]
+            for start, end in taken
+        )
+    ]
+    return _sorted(entities + added) if added else entities
+
+
+_AUTO_TYPES = frozenset(kind for kind, _ in _AUTO_PATTERNS)

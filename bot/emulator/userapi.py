@@ -474,7 +474,7 @@ class UserApi:
         )
         wait = min(max(params.get_float("wait_answer") or 0.0, 0.0), MAX_WAIT)
         deadline = self.hub.clock() + wait
-        while pending.answer is None and not world.closed:
+        while pending.answer is None and not (world.closed or self.hub.closing):
             remaining = deadline - self.hub.clock()
             if remaining <= 0 or not await chat.changed.wait(remaining):
                 break
@@ -544,7 +544,8 @@ class UserApi:
             chat = world.chat(chat_id)
             body = self._history_body(world, chat_id, chat, after, since)
             remaining = deadline - self.hub.clock()
-            if self._history_ready(body, chat, since) or remaining <= 0 or world.closed:
+            stop = world.closed or self.hub.closing
+            if self._history_ready(body, chat, since) or remaining <= 0 or stop:
                 return web.json_response(body)
             if chat is None:
                 # The chat appears with its first message; poll the world for it.
@@ -629,7 +630,7 @@ class UserApi:
                 and (chat_id is None or record.chat_id == chat_id)
             ]
             remaining = deadline - self.hub.clock()
-            if matching or remaining <= 0:
+            if matching or remaining <= 0 or self.hub.closing:
                 last = max((r.seq for r in self.hub.calls.records()), default=since)
                 return web.json_response({"calls": matching, "last_seq": last})
             await self.hub.calls.changed.wait(remaining)

@@ -138,14 +138,25 @@ def test_format_text_counts_length_after_parsing() -> None:
 
 def test_explicit_entities_win_over_parse_mode_and_are_clipped() -> None:
     formatted = format_text(
-        "<b>x</b>",
+        "a &amp; b",
         parse_mode="HTML",
         entities=[{"type": "bold", "offset": 0, "length": 99}],
         max_length=100,
         too_long="t",
     )
-    assert formatted.text == "<b>x</b>"
-    assert formatted.entities == [entity("bold", 0, 8)]
+    assert formatted.text == "a &amp; b"
+    assert formatted.entities == [entity("bold", 0, 9)]
+
+
+def test_links_and_commands_in_bot_texts_get_entities_outside_code() -> None:
+    formatted = format_text(
+        "See /help or https://city.example <code>/not_here</code>",
+        parse_mode="HTML",
+        entities=None,
+        max_length=100,
+        too_long="t",
+    )
+    assert [e["type"] for e in formatted.entities] == ["bot_command", "url", "code"]
 
 
 def test_unsupported_parse_mode() -> None:

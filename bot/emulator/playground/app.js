@@ -41,6 +41,7 @@
     forceReplyTo: null,
     actionTimer: null,
     botLabel: "",
+    pinnedToBottom: true,
   };
 
   // --- small helpers -------------------------------------------------------------
@@ -206,9 +207,12 @@
     const message = entry.message;
     const nodes = [];
     if (message.photo) {
-      nodes.push(entry.file_url
-        ? el("img", { class: "photo", src: entry.file_url, alt: "Photo", loading: "lazy" })
-        : el("div", {}, "🖼️ Photo"));
+      const image = el("img", { class: "photo", src: entry.file_url, alt: "Photo" });
+      // Images grow the chat after it scrolled; keep following the newest message.
+      image.addEventListener("load", () => {
+        if (state.pinnedToBottom) $("chat").scrollTop = $("chat").scrollHeight;
+      });
+      nodes.push(entry.file_url ? image : el("div", {}, "🖼️ Photo"));
     }
     if (message.document || message.audio || message.video || message.animation || message.video_note) {
       const file = message.document || message.audio || message.video || message.animation || message.video_note;
@@ -452,6 +456,7 @@
     $("empty-state").hidden = state.messages.size > 0;
     if (added && (initial || nearBottom || history.messages.some((m) => !m.from_bot))) {
       chat.scrollTop = chat.scrollHeight;
+      state.pinnedToBottom = true;
     }
 
     const keyboard = history.keyboard;
@@ -533,7 +538,7 @@
   }
 
   function personaOption(persona) {
-    const label = persona.label ? `${persona.label} — ${persona.first_name}` : persona.first_name;
+    const label = persona.label ? `${persona.first_name} · ${persona.label}` : persona.first_name;
     return el("option", { value: persona.user_id }, label);
   }
 
@@ -570,6 +575,10 @@
   // --- wiring ------------------------------------------------------------------------------
 
   function wire() {
+    $("chat").addEventListener("scroll", () => {
+      const chat = $("chat");
+      state.pinnedToBottom = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 80;
+    });
     $("composer-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const input = $("composer-input");
