@@ -466,12 +466,9 @@ class _Checker:
     def run(self) -> None:
         seen: dict[str, int] = {}
         for index, step in self.steps:
-            id_path: PathKey = ("steps", index, "id")
             if step.id in seen:
                 line = self.report.lines.value(("steps", seen[step.id], "id"))
-                self.report.add(
-                    id_path, f"step id '{step.id}' is used twice (first at line {line})"
-                )
+                self.add_step(index, f"the id '{step.id}' is used twice (first at line {line})")
             seen.setdefault(step.id, index)
 
         graph = self.graph()

@@ -136,7 +136,7 @@ def test_duplicate_keys_and_duplicate_step_ids() -> None:
     """
     assert problems(text) == [
         "f.yaml:8: duplicate key 'text' (first at line 7)",
-        "f.yaml:9: step 'a': id: step id 'a' is used twice (first at line 5)",
+        "f.yaml:9: step 'a': the id 'a' is used twice (first at line 5)",
     ]
 
 
