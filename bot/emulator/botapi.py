@@ -978,9 +978,6 @@ async def answer_callback_query(api: BotApi, call: Call) -> Any:
     text = call.params.get_str("text")
     if text is not None and len(text) > 200:
         raise bad_request("MESSAGE_TOO_LONG")
-    chat = call.world.chat(pending.chat_id)
-    if chat is None:
-        raise bad_request("query is too old and response timeout expired or query ID is invalid")
     pending.answer = CallbackAnswer(
         callback_query_id=query_id,
         message_id=pending.message_id,
@@ -991,8 +988,10 @@ async def answer_callback_query(api: BotApi, call: Call) -> Any:
         revision=0,
         date=_now(),
     )
-    chat.callback_answers.append(pending.answer)
-    pending.answer.revision = chat.bump()
+    chat = call.world.chat(pending.chat_id)
+    if chat is not None:
+        chat.callback_answers.append(pending.answer)
+        pending.answer.revision = chat.bump()
     return True
 
 

@@ -15,6 +15,7 @@ from bot.emulator.state import (
     CallLog,
     ChatState,
     Notifier,
+    PendingCallback,
     QueuedUpdate,
     StoredMessage,
     UserProfile,
@@ -208,6 +209,24 @@ class Hub:
             self._queue_changed(world)
         return entry
 
+    @staticmethod
+    def _learn_callback(world: BotWorld, body: dict[str, Any]) -> None:
+        """Let the bot answer an injected callback query (once, as Telegram allows)."""
+        query_id, sender = body.get("id"), body.get("from")
+        if not isinstance(query_id, str) or query_id in world.callbacks:
+            return
+        raw_message = body.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+        raw_chat = message.get("chat")
+        chat: dict[str, Any] = raw_chat if isinstance(raw_chat, dict) else {}
+        world.callbacks[query_id] = PendingCallback(
+            query_id,
+            int(chat.get("id", 0)),
+            int(message.get("message_id", 0)),
+            body.get("data"),
+            int(sender.get("id", 0)) if isinstance(sender, dict) else 0,
+        )
+
     def _learn_from_update(self, world: BotWorld, update: dict[str, Any]) -> None:
         """Make the chat and user of a raw update known, so the bot can answer them."""
         for kind, body in update.items():
@@ -221,6 +240,8 @@ class Hub:
                 and sender["id"] not in self.users
             ):
                 self.profile(sender["id"]).update(sender)
+            if kind == "callback_query":
+                self._learn_callback(world, body)
             if not isinstance(message, dict):
                 continue
             chat_raw = message.get("chat")

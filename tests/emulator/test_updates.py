@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramConflictError
+from aiogram.exceptions import TelegramBadRequest, TelegramConflictError
 from aiogram.filters import CommandStart
 from aiogram.types import Message
 
@@ -138,3 +138,21 @@ async def test_aiogram_dispatcher_polls_and_answers(bot: Bot, client: EmulatorCl
     finally:
         await dispatcher.stop_polling()
         await polling
+
+
+async def test_injected_callback_query_can_be_answered_once(
+    bot: Bot, client: EmulatorClient
+) -> None:
+    await bot.get_me()
+    query = {
+        "id": "987654321",
+        "from": {"id": ALICE, "is_bot": False, "first_name": "Alice"},
+        "chat_instance": "42",
+        "data": "answer:yes",
+    }
+    await client.inject_updates([{"update_id": 9, "callback_query": query}] * 2)
+    updates = await bot.get_updates()
+    assert [u.callback_query.id for u in updates if u.callback_query] == ["987654321"] * 2
+    assert await bot.answer_callback_query("987654321", text="ok") is True
+    with pytest.raises(TelegramBadRequest, match="query is too old"):
+        await bot.answer_callback_query("987654321")
