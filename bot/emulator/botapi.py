@@ -251,14 +251,16 @@ class BotApi:
             raise forbidden("bot was blocked by the user")
         return chat
 
-    def _check_flood(self, call: Call, chat: ChatState) -> bool:
+    def check_flood(self, call: Call, chat: ChatState) -> bool:
+        """429 if a send to `chat` now exceeds a flood limit; returns whether it is paid."""
         paid = call.params.get_bool("allow_paid_broadcast")
         retry_after = self.hub.limiter.check(call.world.bot_id, chat.id, paid=paid)
         if retry_after is not None:
             raise too_many_requests(retry_after)
         return paid
 
-    def _reply_to(self, call: Call, chat: ChatState) -> dict[str, Any] | None:
+    def reply_target(self, call: Call, chat: ChatState) -> dict[str, Any] | None:
+        """The message replied to (reply_parameters or the legacy reply_to_message_id)."""
         params = call.params
         reply = params.get_json("reply_parameters")
         if reply is not None and not isinstance(reply, dict):
@@ -280,7 +282,8 @@ class BotApi:
         replied.pop("reply_to_message", None)
         return replied
 
-    def _caption(self, call: Call) -> FormattedText:
+    def caption_param(self, call: Call) -> FormattedText:
+        """The formatted caption (possibly empty)."""
         params = call.params
         return format_text(
             params.get_str("caption") or "",
@@ -292,7 +295,8 @@ class BotApi:
             too_long="message caption is too long",
         )
 
-    def _text(self, call: Call) -> FormattedText:
+    def text_param(self, call: Call) -> FormattedText:
+        """The formatted text; 400 when empty."""
         params = call.params
         formatted = format_text(
             params.get_str("text") or "",
@@ -342,9 +346,10 @@ class BotApi:
         self.hub.limiter.record(call.world.bot_id, chat.id, paid=paid)
         return stored
 
-    def _formatted_fields(
+    def formatted_fields(
         self, formatted: FormattedText, text_key: str, entities_key: str
     ) -> dict[str, Any]:
+        """`text`/`caption` and their entities as Message fields, omitting empty ones."""
         fields: dict[str, Any] = {}
         if formatted.text:
             fields[text_key] = formatted.text
@@ -402,7 +407,8 @@ class BotApi:
         stored.revision = chat.bump()
         return after
 
-    def _markup_for_edit(self, call: Call) -> dict[str, Any] | None:
+    def inline_markup_param(self, call: Call) -> dict[str, Any] | None:
+        """An edit's reply_markup: inline keyboards only; None removes the keyboard."""
         raw = call.params.get_json("reply_markup")
         return None if raw is None else parse_inline_keyboard(raw)
 
@@ -574,11 +580,11 @@ async def log_out(api: BotApi, call: Call) -> Any:
 @method("sendMessage")
 async def send_message(api: BotApi, call: Call) -> Any:
     chat = api.chat_for(call)
-    formatted = api._text(call)
+    formatted = api.text_param(call)
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
-    content = api._formatted_fields(formatted, "text", "entities")
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
+    content = api.formatted_fields(formatted, "text", "entities")
     link_preview = call.params.get_json("link_preview_options")
     if isinstance(link_preview, dict) and link_preview:
         content["link_preview_options"] = link_preview
@@ -589,17 +595,17 @@ async def send_message(api: BotApi, call: Call) -> Any:
 async def send_photo(api: BotApi, call: Call) -> Any:
     chat = api.chat_for(call)
     upload, file_id = api.resolve_file(call, "photo", "photo")
-    caption = api._caption(call)
+    caption = api.caption_param(call)
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     if upload is not None:
         sizes = api.hub.files.add_photo(upload.data)
     else:
         stored_file = api.hub.files.get(file_id or "")
         sizes = list(stored_file.photo_sizes) if stored_file else []
     content: dict[str, Any] = {"photo": sizes}
-    content.update(api._formatted_fields(caption, "caption", "caption_entities"))
+    content.update(api.formatted_fields(caption, "caption", "caption_entities"))
     if call.params.get_bool("has_spoiler"):
         content["has_media_spoiler"] = True
     if call.params.get_bool("show_caption_above_media"):
@@ -646,10 +652,12 @@ _DEFAULT_MIME = {"voice": "audio/ogg", "sticker": "image/webp", "video_note": "v
 async def _send_file(api: BotApi, call: Call, kind: str) -> Any:
     chat = api.chat_for(call)
     upload, file_id = api.resolve_file(call, kind, kind)
-    caption = api._caption(call) if kind not in ("sticker", "video_note") else FormattedText("")
+    caption = (
+        api.caption_param(call) if kind not in ("sticker", "video_note") else FormattedText("")
+    )
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     if upload is not None:
         file_name = (
             upload.file_name if kind in ("document", "audio", "video", "animation") else None
@@ -667,7 +675,7 @@ async def _send_file(api: BotApi, call: Call, kind: str) -> Any:
         assert found is not None  # resolve_file checked it exists
         stored_file = found
     content: dict[str, Any] = {kind: stored_file.media_object()}
-    content.update(api._formatted_fields(caption, "caption", "caption_entities"))
+    content.update(api.formatted_fields(caption, "caption", "caption_entities"))
     stored = api.send(
         call,
         chat,
@@ -736,8 +744,8 @@ async def send_location(api: BotApi, call: Call) -> Any:
     if (heading := call.params.get_int("heading")) is not None:
         location["heading"] = heading
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     content = {"location": location}
     return api.send(call, chat, content, markup=markup, reply_to=reply_to, paid=paid).data
 
@@ -749,8 +757,8 @@ async def send_venue(api: BotApi, call: Call) -> Any:
     title = call.params.require_str("title")
     address = call.params.require_str("address")
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     content = {
         "venue": {"location": location, "title": title, "address": address},
         "location": location,
@@ -768,8 +776,8 @@ async def send_contact(api: BotApi, call: Call) -> Any:
     if last_name := call.params.get_str("last_name"):
         contact["last_name"] = last_name
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     content = {"contact": contact}
     return api.send(call, chat, content, markup=markup, reply_to=reply_to, paid=paid).data
 
@@ -798,8 +806,8 @@ async def send_media_group(api: BotApi, call: Call) -> Any:
             too_long="message caption is too long",
         )
         prepared.append((kind, item, caption))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     group_id = str(int(time.time() * 1000))
     results: list[dict[str, Any]] = []
     for kind, item, caption in prepared:
@@ -831,7 +839,7 @@ async def send_media_group(api: BotApi, call: Call) -> Any:
                 stored_file = found
             media_object, file_key = stored_file.media_object(), stored_file.file_id
         content: dict[str, Any] = {"media_group_id": group_id, kind: media_object}
-        content.update(api._formatted_fields(caption, "caption", "caption_entities"))
+        content.update(api.formatted_fields(caption, "caption", "caption_entities"))
         stored = api.send(
             call, chat, content, markup=Markup(), reply_to=reply_to, paid=paid, file_id=file_key
         )
@@ -871,10 +879,10 @@ async def copy_message(api: BotApi, call: Call) -> Any:
     if call.params.has("caption"):
         content.pop("caption", None)
         content.pop("caption_entities", None)
-        content.update(api._formatted_fields(api._caption(call), "caption", "caption_entities"))
+        content.update(api.formatted_fields(api.caption_param(call), "caption", "caption_entities"))
     markup = parse_markup(call.params.get_json("reply_markup"))
-    reply_to = api._reply_to(call, chat)
-    paid = api._check_flood(call, chat)
+    reply_to = api.reply_target(call, chat)
+    paid = api.check_flood(call, chat)
     stored = api.send(
         call, chat, content, markup=markup, reply_to=reply_to, paid=paid, file_id=source.file_id
     )
@@ -888,7 +896,7 @@ async def forward_message(api: BotApi, call: Call) -> Any:
     content = {key: source.data[key] for key in _COPIED_KEYS if key in source.data}
     sender = source.data.get("from", {})
     content["forward_origin"] = {"type": "user", "date": source.data["date"], "sender_user": sender}
-    paid = api._check_flood(call, chat)
+    paid = api.check_flood(call, chat)
     stored = api.send(
         call, chat, content, markup=Markup(), reply_to=None, paid=paid, file_id=source.file_id
     )
@@ -914,8 +922,8 @@ async def edit_message_text(api: BotApi, call: Call) -> Any:
     chat, stored = api.editable(call)
     if "text" not in stored.data:
         raise bad_request("there is no text in the message to edit")
-    formatted = api._text(call)
-    markup_changes, removed = _markup_changes(api._markup_for_edit(call))
+    formatted = api.text_param(call)
+    markup_changes, removed = _markup_changes(api.inline_markup_param(call))
     changes = {"text": formatted.text, **markup_changes}
     if formatted.entities:
         changes["entities"] = formatted.entities
@@ -929,9 +937,9 @@ async def edit_message_caption(api: BotApi, call: Call) -> Any:
     chat, stored = api.editable(call)
     if not any(kind in stored.data for kind in _MEDIA_KINDS):
         raise bad_request("there is no caption in the message to edit")
-    caption = api._caption(call)
-    markup_changes, removed = _markup_changes(api._markup_for_edit(call))
-    changes = {**markup_changes, **api._formatted_fields(caption, "caption", "caption_entities")}
+    caption = api.caption_param(call)
+    markup_changes, removed = _markup_changes(api.inline_markup_param(call))
+    changes = {**markup_changes, **api.formatted_fields(caption, "caption", "caption_entities")}
     removed += [key for key in ("caption", "caption_entities") if key not in changes]
     return api.apply_edit(chat, stored, changes, removed)
 
@@ -939,7 +947,7 @@ async def edit_message_caption(api: BotApi, call: Call) -> Any:
 @method("editMessageReplyMarkup")
 async def edit_message_reply_markup(api: BotApi, call: Call) -> Any:
     chat, stored = api.editable(call)
-    changes, removed = _markup_changes(api._markup_for_edit(call))
+    changes, removed = _markup_changes(api.inline_markup_param(call))
     return api.apply_edit(chat, stored, changes, removed)
 
 

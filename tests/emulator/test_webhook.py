@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.emulator import Emulator
 from bot.emulator.client import EmulatorClient
-from tests.emulator.conftest import ALICE, CAMILLE
+from tests.emulator.conftest import ALICE, CAMILLE, eventually
 
 Responder = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
@@ -103,9 +103,9 @@ async def test_unreachable_webhook_keeps_updates_pending(
     await bot.set_webhook("http://127.0.0.1:9/unreachable")
     await client.send_text(ALICE, "lost?")
     world = emulator.hub.world_for_user()
-    async with asyncio.timeout(3):
-        while world.webhook is None or world.webhook.last_error_message is None:
-            await world.queue.changed.wait(0.05)
+    await eventually(
+        lambda: world.webhook is not None and world.webhook.last_error_message is not None
+    )
     info = await bot.get_webhook_info()
     assert info.pending_update_count == 1
     assert info.last_error_message == "Connection refused"
