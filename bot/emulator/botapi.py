@@ -195,6 +195,13 @@ class BotApi:
             outcome = await self._run(spec, Call(world, spec.name, params), record.chat_id)
         except BotApiError as error:
             outcome = Outcome(error.error_code, error.to_json())
+        except (TypeError, ValueError) as error:
+            # Parameters of the wrong shape deep inside an object (a reply_parameters
+            # message_id that is not a number, ...): Telegram answers 400 for those too.
+            outcome = Outcome(400, bad_request(f"invalid parameters: {error}").to_json())
+        except Exception:
+            log.exception("emulator bug while handling %s", record.method)
+            outcome = Outcome(500, BotApiError(500, "Internal Server Error").to_json())
         finally:
             record.status = outcome.status
             record.ok = outcome.status == 200 and not outcome.drop_connection

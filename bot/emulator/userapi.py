@@ -119,6 +119,8 @@ def _endpoint(handler: RouteHandler) -> RouteHandler:
             return web.json_response({"error": error.message}, status=error.status)
         except BotApiError as error:
             return web.json_response({"error": error.description}, status=400)
+        except (TypeError, ValueError) as error:
+            return web.json_response({"error": f"bad request: {error}"}, status=400)
 
     return wrapper
 

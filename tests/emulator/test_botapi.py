@@ -392,3 +392,13 @@ async def test_call_log_counts_what_the_bot_sent(
         (400, None, ALICE),
     ]
     assert sends[0].params["text"] == "one"
+
+
+async def test_parameters_of_the_wrong_shape_are_a_bad_request(
+    base_url: str, alice_chat: int
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        body = {"chat_id": ALICE, "text": "x", "reply_parameters": {"message_id": "first"}}
+        async with http.post(f"{base_url}/bot{TOKEN}/sendMessage", json=body) as response:
+            assert response.status == 400
+            assert (await response.json())["description"].startswith("Bad Request: ")
