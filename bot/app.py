@@ -13,6 +13,7 @@ import signal
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -25,6 +26,9 @@ from aiohttp import web
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.conversation.calls import IMPLEMENTATIONS, CallRunner
+from bot.conversation.catalog import FlowCatalog
+from bot.conversation.service import Conversations
 from bot.handlers import include_routers
 from bot.i18n import Translator
 from bot.runtime.context import Services
@@ -32,6 +36,9 @@ from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
 from bot.runtime.web import build_web_app
+from bot.usecases.photos import PhotoFetcher
+from bot.usecases.seed import seed_catalogue
+from dialogs import Engine, FlowError, builtin_registry
 from storage import migrate
 from storage.db import Database
 
@@ -80,11 +87,23 @@ def build_runtime(
     database: Database | None = None,
 ) -> Runtime:
     """Wire the bot, dispatcher, services and inbox for the given settings."""
+    clock = clock or SystemClock()
+    translator = Translator.load(settings.default_language)
+    registry = builtin_registry()
+    conversations = Conversations(
+        engine=Engine(),
+        catalog=FlowCatalog(registry, translator.languages),
+        calls=CallRunner(registry, IMPLEMENTATIONS),
+        clock=clock,
+        translator=translator,
+        timezone=ZoneInfo(settings.timezone),
+    )
     services = Services(
         settings=settings,
         database=database or Database(settings.database_url),
-        translator=Translator.load(settings.default_language),
-        clock=clock or SystemClock(),
+        translator=translator,
+        clock=clock,
+        conversations=conversations,
     )
     bot = Bot(
         token=token,
@@ -116,21 +135,40 @@ async def prepare_database(settings: Settings) -> None:
         await database.dispose()
 
 
+async def prepare_content(runtime: Runtime) -> None:
+    """Store the shipped flows as revisions and seed an empty catalogue."""
+    services = runtime.services
+    now = services.clock.now()
+    try:
+        async with services.database.uow() as uow:
+            await services.conversations.catalog.sync_builtin(uow, now)
+            await seed_catalogue(uow, now=now, timezone=ZoneInfo(services.settings.timezone))
+    except FlowError as error:
+        raise StartupError(f"a shipped flow is invalid:\n{error}") from None
+
+
 async def _announce_commands(runtime: Runtime) -> None:
+    """The command menu in every language: the flows' commands, then ours."""
     translator = runtime.services.translator
-    for language in translator.languages:
-        commands = [
+    async with runtime.services.database.uow() as uow:
+        published = await runtime.services.conversations.published(uow)
+    flows = sorted((entry.flow for entry in published.values()), key=lambda f: f.triggers.order)
+
+    def commands(language: str) -> list[BotCommand]:
+        listed = [
+            BotCommand(command=command, description=flow.title(language))
+            for flow in flows
+            for command in flow.triggers.commands[:1]
+        ]
+        listed += [
             BotCommand(command=name, description=translator.text(language, f"command.{name}"))
             for name in COMMANDS
         ]
-        await runtime.bot.set_my_commands(commands, language_code=language)
-    default = translator.default_language
-    await runtime.bot.set_my_commands(
-        [
-            BotCommand(command=name, description=translator.text(default, f"command.{name}"))
-            for name in COMMANDS
-        ]
-    )
+        return listed
+
+    for language in translator.languages:
+        await runtime.bot.set_my_commands(commands(language), language_code=language)
+    await runtime.bot.set_my_commands(commands(translator.default_language))
 
 
 async def _connect(runtime: Runtime, stopping: asyncio.Event) -> None:
@@ -217,7 +255,9 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
         emulator.setup(app)
     runner = web.AppRunner(app, access_log=None)
     polling: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
     try:
+        await prepare_content(runtime)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         if emulator is not None:
@@ -246,14 +286,20 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 name="polling",
             )
             mode = "long polling"
+        background.append(
+            asyncio.create_task(
+                PhotoFetcher(runtime.services, runtime.bot).run(stopping), name="photos"
+            )
+        )
         await runtime.inbox.recover()
         print(f"citizenbot: running ({mode}); health at http://{address}/healthz", flush=True)
         await stopping.wait()
     finally:
-        if polling is not None:
-            polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await polling
+        for task in [polling, *background]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runtime.inbox.processor.close(grace=10.0)
         await runner.cleanup()
         await runtime.bot.session.close()

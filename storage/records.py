@@ -42,3 +42,88 @@ class InboxStats:
     pending: int
     done: int
     failed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceRecord:
+    """A public service."""
+
+    id: int
+    code: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CategoryRecord:
+    """A report category and its targets."""
+
+    id: int
+    code: str
+    service_id: int
+    service_code: str
+    names: dict[str, str]
+    target_days: int
+    radius_m: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportRecord:
+    """A report as the application sees one."""
+
+    id: int
+    reference: str
+    citizen_id: int | None
+    category_id: int
+    category_code: str
+    category_names: dict[str, str]
+    service_id: int
+    status: str
+    description: str
+    latitude: float | None
+    longitude: float | None
+    address: str | None
+    anonymous: bool
+    supporters: int
+    created_at: datetime
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportEventRecord:
+    """One line of a report's history."""
+
+    at: datetime
+    kind: str
+    actor: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecord:
+    """A citizen's open dialog session."""
+
+    citizen_id: int
+    flow_id: str
+    revision_id: int
+    state: dict[str, Any]
+    started_at: datetime
+    last_activity_at: datetime
+    expires_at: datetime
+    nudged_at: datetime | None
+    pending_flow: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowRevisionRecord:
+    """One stored revision of a flow."""
+
+    id: int
+    flow_id: str
+    number: int
+    source: str
+    checksum: str
+    author: str
+    created_at: datetime
+    published: bool

@@ -1,4 +1,4 @@
-"""The citizen's basics: /start, /help, /language, /stop and the main menu."""
+"""The citizen's basics: /start, /help, /language, /stop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 
-from bot.keyboards import language_picker, main_menu, menu_item_for
+from bot.conversation.render import render
+from bot.keyboards import language_picker
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.usecases.citizens import Greeting, choose_language, start_conversation, stop_messages
@@ -17,7 +18,7 @@ PRIVATE = F.chat.type == "private"
 
 
 def build_citizen_router() -> Router:
-    """Commands and menu buttons every citizen may use, in private chats only."""
+    """Commands every citizen may use, in private chats only."""
     router = Router(name="citizen")
     router.message.filter(PRIVATE)
     router.callback_query.filter(F.message.chat.type == "private")
@@ -35,19 +36,25 @@ def build_citizen_router() -> Router:
         greeting = await start_conversation(
             uow, citizen, created=citizen_created, now=services.clock.now()
         )
-        t = services.translator
-        name = citizen.first_name or ""
         key = {
             Greeting.NEW: "start.welcome",
             Greeting.RETURNING: "start.welcome_back",
             Greeting.RESUMED: "start.resumed",
         }[greeting]
-        out.add(message.answer(t.text(lang, key, name=name), reply_markup=main_menu(t, lang)))
+        text = services.translator.text(lang, key, name=citizen.first_name or "")
+        out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
+        # An unfinished conversation is not lost by a /start: ask its question again.
+        turn = await services.conversations.reprompt(uow, citizen)
+        if turn is not None:
+            for method in render(turn.messages, chat_id=message.chat.id):
+                out.add(method)
 
     @router.message(Command("help"))
-    async def help_(message: Message, services: Services, out: Outgoing, lang: str) -> None:
-        t = services.translator
-        out.add(message.answer(t.text(lang, "help.text"), reply_markup=main_menu(t, lang)))
+    async def help_(
+        message: Message, services: Services, uow: UnitOfWork, out: Outgoing, lang: str
+    ) -> None:
+        text = services.translator.text(lang, "help.text")
+        out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
 
     @router.message(Command("language"))
     async def language(message: Message, services: Services, out: Outgoing, lang: str) -> None:
@@ -69,11 +76,8 @@ def build_citizen_router() -> Router:
             return
         out.add(query.answer())
         if query.message is not None:
-            out.add(
-                query.message.answer(
-                    t.text(chosen, "language.changed"), reply_markup=main_menu(t, chosen)
-                )
-            )
+            menu = await services.main_menu(uow, chosen)
+            out.add(query.message.answer(t.text(chosen, "language.changed"), reply_markup=menu))
 
     @router.message(Command("stop"))
     async def stop(
@@ -86,18 +90,5 @@ def build_citizen_router() -> Router:
     ) -> None:
         await stop_messages(uow, citizen, now=services.clock.now())
         out.add(message.answer(services.translator.text(lang, "stop.done")))
-
-    @router.message(F.text.func(lambda text: text is not None))
-    async def menu_button(message: Message, services: Services, out: Outgoing, lang: str) -> None:
-        t = services.translator
-        item = menu_item_for(t, message.text or "")
-        if item is None:
-            out.add(
-                message.answer(t.text(lang, "fallback.unknown"), reply_markup=main_menu(t, lang))
-            )
-            return
-        # The journeys behind the menu arrive with the flow engine; say so plainly.
-        feature = t.text(lang, item)
-        out.add(message.answer(t.text(lang, "menu.coming_soon", feature=feature)))
 
     return router

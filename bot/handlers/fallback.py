@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.keyboards import main_menu
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from storage.db import UnitOfWork
 
 
 def build_fallback_router() -> Router:
@@ -15,13 +15,17 @@ def build_fallback_router() -> Router:
     router = Router(name="fallback")
 
     @router.message(F.chat.type == "private")
-    async def unsupported(message: Message, services: Services, out: Outgoing, lang: str) -> None:
-        t = services.translator
-        out.add(message.answer(t.text(lang, "fallback.unknown"), reply_markup=main_menu(t, lang)))
+    async def unsupported(
+        message: Message, services: Services, uow: UnitOfWork, out: Outgoing, lang: str
+    ) -> None:
+        text = services.translator.text(lang, "fallback.unknown")
+        out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
 
     @router.callback_query()
-    async def stale_button(query: CallbackQuery, services: Services, out: Outgoing) -> None:
-        lang = services.translator.resolve_language(query.from_user.language_code)
-        out.add(query.answer(services.translator.text(lang, "error.stale_button")))
+    async def stale_button(
+        query: CallbackQuery, services: Services, out: Outgoing, lang: str | None = None
+    ) -> None:
+        language = lang or services.translator.resolve_language(query.from_user.language_code)
+        out.add(query.answer(services.translator.text(language, "error.stale_button")))
 
     return router

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+
+from aiogram.types import ReplyKeyboardMarkup
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.conversation.service import Conversations
 from bot.i18n import Translator
-from storage.db import Database
+from bot.keyboards import main_menu
+from storage.db import Database, UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Wake-ups for background workers of this process."""
+
+    photos_pending: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,3 +30,9 @@ class Services:
     database: Database
     translator: Translator
     clock: Clock
+    conversations: Conversations
+    signals: Signals = field(default_factory=Signals)
+
+    async def main_menu(self, uow: UnitOfWork, language: str) -> ReplyKeyboardMarkup:
+        """The main menu of the flows published now."""
+        return main_menu(await self.conversations.published(uow), language)

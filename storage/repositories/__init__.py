@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
+from storage.repositories.flows import FlowRepository
 from storage.repositories.inbox import InboxRepository
+from storage.repositories.ratings import RatingRepository
+from storage.repositories.reports import ReportRepository
+from storage.repositories.sessions import SessionRepository
+from storage.repositories.volunteering import VolunteeringRepository
 
 
 class Repositories:
@@ -14,6 +20,22 @@ class Repositories:
     def __init__(self, session: AsyncSession) -> None:
         self.citizens = CitizenRepository(session)
         self.inbox = InboxRepository(session)
+        self.catalog = CatalogRepository(session)
+        self.reports = ReportRepository(session)
+        self.sessions = SessionRepository(session)
+        self.flows = FlowRepository(session)
+        self.volunteering = VolunteeringRepository(session)
+        self.ratings = RatingRepository(session)
 
 
-__all__ = ["CitizenRepository", "InboxRepository", "Repositories"]
+__all__ = [
+    "CatalogRepository",
+    "CitizenRepository",
+    "FlowRepository",
+    "InboxRepository",
+    "RatingRepository",
+    "ReportRepository",
+    "Repositories",
+    "SessionRepository",
+    "VolunteeringRepository",
+]

@@ -47,14 +47,14 @@ async def test_start_greets_in_english_and_french_and_language_is_remembered(
         ALICE["id"], after=sent.message_id, predicate=has_text("Hello Alice")
     )
     history = await client.history(ALICE["id"])
-    assert "📝 Report a problem" in history.keyboard_texts
+    assert "📣 Report an issue" in history.keyboard_texts
     assert "report a problem" in welcome.content
 
     sent = await client.send_text(ZOE["id"], "/start", user=ZOE)
     await client.wait_for_bot_message(
         ZOE["id"], after=sent.message_id, predicate=has_text("Bonjour Zoé")
     )
-    assert "📝 Signaler un problème" in (await client.history(ZOE["id"])).keyboard_texts
+    assert "📣 Signaler un problème" in (await client.history(ZOE["id"])).keyboard_texts
 
     sent = await client.send_text(ALICE["id"], "/language", user=ALICE)
     picker = await client.wait_for_bot_message(

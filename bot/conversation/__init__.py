@@ -1,0 +1,1 @@
+"""Running the dialog engine for citizens: flow revisions, sessions, calls, rendering."""

@@ -1,0 +1,303 @@
+"""The implementations of the flow registry's calls (queries and actions).
+
+Each runs inside the update's unit of work, so an action's effects commit with
+the conversation state that led to it, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from babel.dates import format_datetime
+from pydantic import BaseModel
+
+from bot.i18n import Translator
+from dialogs import Call, CallKind, CallRegistry
+from dialogs.registry import (
+    CreateReportParams,
+    FollowReportParams,
+    NearbyOpenReportsParams,
+    OpportunitiesParams,
+    RecordRatingParams,
+    SaveVolunteerProfileParams,
+    VolunteerSignupParams,
+)
+from storage.db import UnitOfWork
+from storage.records import CitizenRecord
+
+MAX_DESCRIPTION = 4000
+
+
+@dataclass(slots=True, kw_only=True)
+class CallContext:
+    """What a call may use: the transaction, the citizen, the moment, the language.
+
+    ``now`` is in the citizen's time zone (the administration's by default), so
+    times shown to the citizen read as local times.
+    """
+
+    uow: UnitOfWork
+    citizen: CitizenRecord
+    language: str
+    now: datetime
+    translator: Translator
+    preview: bool = False
+    # Messages for other citizens that the call decided to send (e.g. a freed place).
+    notices: list[tuple[int, str]] = field(default_factory=list)
+
+
+Implementation = Callable[[CallContext, Any], Awaitable[Mapping[str, Any]]]
+
+
+class CallFailedError(Exception):
+    """A call could not run (unknown name, parameters the registry refuses)."""
+
+
+class CallRunner:
+    """Validates a call's parameters against the registry and runs its implementation."""
+
+    def __init__(
+        self, registry: CallRegistry, implementations: Mapping[str, Implementation]
+    ) -> None:
+        problems = registry.check_implementations(implementations)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self._registry = registry
+        self._implementations = dict(implementations)
+
+    async def run(self, call: Call, context: CallContext) -> Mapping[str, Any]:
+        """Run ``call``; in preview, actions are described instead of done."""
+        spec = self._registry.get(call.name)
+        if spec is None:
+            raise CallFailedError(f"unknown call {call.name!r}")
+        params = spec.params.model_validate(call.params)
+        if context.preview and spec.kind is CallKind.ACTION:
+            return preview_result(spec.results)
+        return await self._implementations[call.name](context, params)
+
+
+def preview_result(fields: Mapping[str, str]) -> dict[str, Any]:
+    """Stand-in results for an action run on a draft: plausible, clearly not real."""
+    samples: dict[str, Any] = {
+        "str": "PREVIEW",
+        "int": 0,
+        "float": 0.0,
+        "bool": True,
+        "list": [],
+        "datetime": "2000-01-01T00:00:00+00:00",
+    }
+    result: dict[str, Any] = {}
+    for path, kind in fields.items():
+        target = result
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = samples.get(kind)
+    return result
+
+
+def _label(names: Mapping[str, str], language: str) -> str:
+    return names.get(language) or next(iter(names.values()), "")
+
+
+async def categories(context: CallContext, _params: BaseModel) -> Mapping[str, Any]:
+    """The report categories as options (labels in every language)."""
+    found = await context.uow.repos.catalog.categories()
+    return {"options": [{"value": c.code, "label": dict(c.names)} for c in found]}
+
+
+async def services(context: CallContext, _params: BaseModel) -> Mapping[str, Any]:
+    """The services a citizen may rate, as options."""
+    found = await context.uow.repos.catalog.services()
+    return {"options": [{"value": s.code, "label": dict(s.names)} for s in found]}
+
+
+async def nearby_open_reports(
+    context: CallContext, params: NearbyOpenReportsParams
+) -> Mapping[str, Any]:
+    """Open reports of the same category within the category's radius of the pin."""
+    category = await context.uow.repos.catalog.category_by_code(params.category)
+    if category is None:
+        return {"count": 0}
+    nearby = await context.uow.repos.reports.nearby_open(
+        category_id=category.id,
+        latitude=params.latitude,
+        longitude=params.longitude,
+        radius_m=category.radius_m,
+    )
+    if not nearby:
+        return {"count": 0}
+    report, distance = nearby[0]
+    return {
+        "count": len(nearby),
+        "first": {
+            "reference": report.reference,
+            "category": _label(report.category_names, context.language),
+            "distance_m": round(distance),
+            "supporters": report.supporters,
+        },
+    }
+
+
+async def create_report(context: CallContext, params: CreateReportParams) -> Mapping[str, Any]:
+    """A new open report with its reference, due by the category's target."""
+    repos = context.uow.repos
+    category = await repos.catalog.category_by_code(params.category)
+    if category is None:
+        raise CallFailedError(f"unknown category {params.category!r}")
+    location = params.location
+    report = await repos.reports.create(
+        citizen_id=context.citizen.id,
+        category_id=category.id,
+        service_id=category.service_id,
+        description=params.description.strip()[:MAX_DESCRIPTION],
+        latitude=location.latitude if location else None,
+        longitude=location.longitude if location else None,
+        address=(location.address or None) if location else None,
+        anonymous=params.anonymous,
+        language=context.language,
+        now=context.now,
+        due_at=context.now + timedelta(days=category.target_days),
+    )
+    for photo in params.photos or []:
+        # The bytes are fetched after the commit (see PhotoFetcher): no network
+        # call while this transaction holds its locks.
+        await repos.reports.add_photo(
+            report.id,
+            telegram_file_id=photo.file_id,
+            content_type="image/jpeg",
+            data=None,
+            width=None,
+            height=None,
+            now=context.now,
+        )
+    return {"reference": report.reference, "target_days": category.target_days}
+
+
+async def follow_report(context: CallContext, params: FollowReportParams) -> Mapping[str, Any]:
+    """The citizen supports an existing report ("me too") and follows it."""
+    repos = context.uow.repos
+    report = await repos.reports.by_reference(params.reference)
+    if report is None:
+        raise CallFailedError(f"unknown report {params.reference!r}")
+    added = await repos.reports.follow(report.id, context.citizen.id, now=context.now)
+    return {"supporters": report.supporters + (1 if added else 0)}
+
+
+async def record_rating(context: CallContext, params: RecordRatingParams) -> Mapping[str, Any]:
+    """Store a satisfaction rating for a service (and the report it followed, if any)."""
+    repos = context.uow.repos
+    service = await repos.catalog.service_by_code(params.service)
+    if service is None:
+        raise CallFailedError(f"unknown service {params.service!r}")
+    report_id = None
+    if params.report:
+        report = await repos.reports.by_reference(params.report)
+        report_id = report.id if report else None
+    await repos.ratings.add(
+        citizen_id=context.citizen.id,
+        service_id=service.id,
+        report_id=report_id,
+        overall=params.overall,
+        timeliness=params.timeliness,
+        knowledge=params.knowledge,
+        courtesy=params.courtesy,
+        fairness=params.fairness,
+        outcome=params.outcome,
+        effort=params.effort,
+        nps=params.nps,
+        comment=(params.comment or "").strip()[:MAX_DESCRIPTION] or None,
+        language=context.language,
+        now=context.now,
+    )
+    return {"ok": True}
+
+
+async def volunteer_profile(context: CallContext, _params: BaseModel) -> Mapping[str, Any]:
+    """The citizen's volunteer profile, if they made one."""
+    profile = await context.uow.repos.volunteering.profile(context.citizen.id)
+    if profile is None:
+        return {"exists": False, "skills": [], "areas": [], "availability": []}
+    return {
+        "exists": True,
+        "skills": list(profile.skills),
+        "areas": list(profile.areas),
+        "availability": list(profile.availability),
+    }
+
+
+async def save_volunteer_profile(
+    context: CallContext, params: SaveVolunteerProfileParams
+) -> Mapping[str, Any]:
+    """Create or replace the citizen's volunteer profile."""
+    await context.uow.repos.volunteering.save_profile(
+        context.citizen.id,
+        skills=list(params.skills),
+        areas=list(params.areas),
+        availability=list(params.availability),
+        contact_consent=params.contact_consent,
+        now=context.now,
+    )
+    return {}
+
+
+async def opportunities(context: CallContext, params: OpportunitiesParams) -> Mapping[str, Any]:
+    """Upcoming opportunities that fit the skills and areas, with when, where and places."""
+    found = await context.uow.repos.volunteering.upcoming(
+        now=context.now, skills=list(params.skills), areas=list(params.areas)
+    )
+    t = context.translator
+    options = []
+    for opportunity in found:
+        details = {}
+        for language in t.languages:
+            free = opportunity.slots - opportunity.confirmed
+            places = (
+                t.text(language, "volunteer.places_left", count=free)
+                if free > 0
+                else t.text(language, "volunteer.waiting_list")
+            )
+            when = format_datetime(
+                opportunity.starts_at.astimezone(context.now.tzinfo),
+                "EEE d MMM, HH:mm",
+                locale=language,
+            )
+            details[language] = f"{when} · {opportunity.place} · {places}"
+        options.append(
+            {"value": opportunity.code, "label": dict(opportunity.titles), "details": details}
+        )
+    return {"options": options}
+
+
+async def volunteer_signup(
+    context: CallContext, params: VolunteerSignupParams
+) -> Mapping[str, Any]:
+    """A place on the opportunity, or on its waiting list when it is full."""
+    repos = context.uow.repos
+    opportunity = await repos.volunteering.opportunity_by_code(params.opportunity)
+    if opportunity is None:
+        raise CallFailedError(f"unknown opportunity {params.opportunity!r}")
+    outcome = await repos.volunteering.signup(opportunity.id, context.citizen.id, now=context.now)
+    return {
+        "status": outcome.current_status or outcome.status,
+        "position": outcome.position,
+        "title": _label(opportunity.titles, context.language),
+        "starts_at": opportunity.starts_at.isoformat(),
+    }
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "categories": categories,
+    "services": services,
+    "nearby_open_reports": nearby_open_reports,
+    "create_report": create_report,
+    "follow_report": follow_report,
+    "record_rating": record_rating,
+    "volunteer_profile": volunteer_profile,
+    "save_volunteer_profile": save_volunteer_profile,
+    "opportunities": opportunities,
+    "volunteer_signup": volunteer_signup,
+}

@@ -1,0 +1,278 @@
+"""Reports: creation with a public reference, duplicates nearby, followers, history."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy import Row, Select, and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Category, Report, ReportEvent, ReportFollower, ReportPhoto
+from storage.records import ReportEventRecord, ReportRecord
+
+# Statuses in which a report is still waiting for the service (FixMyStreet's "open" set).
+OPEN_STATUSES = ("open", "confirmed", "investigating", "in_progress", "action_scheduled")
+EARTH_RADIUS_M = 6_371_000.0
+PHOTO_UNAVAILABLE = "unavailable"
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlambda = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
+
+
+def format_reference(report_id: int) -> str:
+    """The public reference citizens quote, e.g. ``R-000123``."""
+    return f"R-{report_id:06d}"
+
+
+def _select_reports() -> Select[Report, str, dict[str, str]]:
+    return select(Report, Category.code, Category.names).join(
+        Category, Category.id == Report.category_id
+    )
+
+
+def _record(found: Row[Report, str, dict[str, str]]) -> ReportRecord:
+    row, category_code, category_names = found[0], found[1], found[2]
+    return ReportRecord(
+        id=row.id,
+        reference=row.reference or format_reference(row.id),
+        citizen_id=row.citizen_id,
+        category_id=row.category_id,
+        category_code=category_code,
+        category_names=dict(category_names),
+        service_id=row.service_id,
+        status=row.status,
+        description=row.description,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        address=row.address,
+        anonymous=row.anonymous,
+        supporters=row.supporters,
+        created_at=row.created_at,
+        due_at=row.due_at,
+    )
+
+
+class ReportRepository:
+    """Reads and writes reports, their photos, followers and history."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(
+        self,
+        *,
+        citizen_id: int | None,
+        category_id: int,
+        service_id: int,
+        description: str,
+        latitude: float | None,
+        longitude: float | None,
+        address: str | None,
+        anonymous: bool,
+        language: str,
+        now: datetime,
+        due_at: datetime,
+    ) -> ReportRecord:
+        """Store a new open report and give it its public reference."""
+        row = Report(
+            citizen_id=citizen_id,
+            category_id=category_id,
+            service_id=service_id,
+            status="open",
+            description=description,
+            latitude=latitude,
+            longitude=longitude,
+            address=address,
+            anonymous=anonymous,
+            language=language,
+            supporters=1,
+            created_at=now,
+            updated_at=now,
+            due_at=due_at,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        row.reference = format_reference(row.id)
+        if citizen_id is not None:
+            self._session.add(
+                ReportFollower(report_id=row.id, citizen_id=citizen_id, created_at=now)
+            )
+        self._session.add(
+            ReportEvent(report_id=row.id, at=now, kind="created", actor="citizen", to_status="open")
+        )
+        await self._session.flush()
+        found = await self.by_id(row.id)
+        assert found is not None
+        return found
+
+    async def by_id(self, report_id: int) -> ReportRecord | None:
+        """The report with this id, if any."""
+        result = await self._session.execute(_select_reports().where(Report.id == report_id))
+        row = result.first()
+        return None if row is None else _record(row)
+
+    async def by_reference(self, reference: str) -> ReportRecord | None:
+        """The report with this public reference (case-insensitive), if any."""
+        result = await self._session.execute(
+            _select_reports().where(Report.reference == reference.strip().upper())
+        )
+        row = result.first()
+        return None if row is None else _record(row)
+
+    async def add_photo(
+        self,
+        report_id: int,
+        *,
+        telegram_file_id: str,
+        content_type: str,
+        data: bytes | None,
+        width: int | None,
+        height: int | None,
+        now: datetime,
+    ) -> None:
+        """Attach a photo (already stripped of its metadata) to a report."""
+        self._session.add(
+            ReportPhoto(
+                report_id=report_id,
+                telegram_file_id=telegram_file_id,
+                content_type=content_type,
+                data=data,
+                width=width,
+                height=height,
+                created_at=now,
+            )
+        )
+
+    async def photo_count(self, report_id: int) -> int:
+        """How many photos a report has."""
+        statement = select(func.count()).where(ReportPhoto.report_id == report_id)
+        return int(await self._session.scalar(statement) or 0)
+
+    async def nearby_open(
+        self,
+        *,
+        category_id: int,
+        latitude: float,
+        longitude: float,
+        radius_m: float,
+        limit: int = 5,
+    ) -> list[tuple[ReportRecord, float]]:
+        """Open reports of the category within ``radius_m``, nearest first, with distances.
+
+        A bounding box narrows the rows in SQL (both backends, indexable); the exact
+        great-circle distance then decides.
+        """
+        dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+        cos_lat = max(math.cos(math.radians(latitude)), 1e-6)
+        dlon = min(180.0, math.degrees(radius_m / (EARTH_RADIUS_M * cos_lat)))
+        result = await self._session.execute(
+            _select_reports().where(
+                Report.category_id == category_id,
+                Report.status.in_(OPEN_STATUSES),
+                Report.latitude.between(latitude - dlat, latitude + dlat),
+                Report.longitude.between(longitude - dlon, longitude + dlon),
+            )
+        )
+        found = []
+        for row in result.all():
+            report = _record(row)
+            assert report.latitude is not None and report.longitude is not None
+            distance = distance_m(latitude, longitude, report.latitude, report.longitude)
+            if distance <= radius_m:
+                found.append((report, distance))
+        found.sort(key=lambda item: (item[1], item[0].id))
+        return found[:limit]
+
+    async def follow(self, report_id: int, citizen_id: int, *, now: datetime) -> bool:
+        """Add a follower ("me too"); the supporter count rises once per citizen."""
+        exists = await self._session.scalar(
+            select(func.count()).where(
+                ReportFollower.report_id == report_id, ReportFollower.citizen_id == citizen_id
+            )
+        )
+        if exists:
+            return False
+        self._session.add(
+            ReportFollower(report_id=report_id, citizen_id=citizen_id, created_at=now)
+        )
+        await self._session.execute(
+            update(Report)
+            .where(Report.id == report_id)
+            .values(supporters=Report.supporters + 1, updated_at=now)
+        )
+        self._session.add(
+            ReportEvent(report_id=report_id, at=now, kind="supported", actor="citizen")
+        )
+        await self._session.flush()
+        return True
+
+    async def for_citizen(self, citizen_id: int, *, limit: int = 20) -> list[ReportRecord]:
+        """Reports the citizen made or follows, newest first."""
+        followed = select(ReportFollower.report_id).where(ReportFollower.citizen_id == citizen_id)
+        result = await self._session.execute(
+            _select_reports()
+            .where((Report.citizen_id == citizen_id) | Report.id.in_(followed))
+            .order_by(Report.created_at.desc(), Report.id.desc())
+            .limit(limit)
+        )
+        return [_record(row) for row in result.all()]
+
+    async def history(self, report_id: int) -> list[ReportEventRecord]:
+        """The report's events, oldest first."""
+        rows = await self._session.scalars(
+            select(ReportEvent)
+            .where(ReportEvent.report_id == report_id)
+            .order_by(ReportEvent.at, ReportEvent.id)
+        )
+        return [
+            ReportEventRecord(
+                at=row.at,
+                kind=row.kind,
+                actor=row.actor,
+                from_status=row.from_status,
+                to_status=row.to_status,
+                note=row.note,
+            )
+            for row in rows
+        ]
+
+    async def is_follower(self, report_id: int, citizen_id: int) -> bool:
+        """Whether the citizen made or follows the report."""
+        count = await self._session.scalar(
+            select(func.count()).where(
+                and_(ReportFollower.report_id == report_id, ReportFollower.citizen_id == citizen_id)
+            )
+        )
+        return bool(count)
+
+    async def photos_to_fetch(self, limit: int = 20) -> list[tuple[int, str]]:
+        """Photos whose bytes are not stored yet: (photo id, Telegram file id)."""
+        result = await self._session.execute(
+            select(ReportPhoto.id, ReportPhoto.telegram_file_id)
+            .where(ReportPhoto.data.is_(None), ReportPhoto.content_type != PHOTO_UNAVAILABLE)
+            .order_by(ReportPhoto.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in result.all()]
+
+    async def store_photo(
+        self,
+        photo_id: int,
+        *,
+        data: bytes | None,
+        content_type: str,
+        width: int | None,
+        height: int | None,
+    ) -> None:
+        """Keep a photo's cleaned bytes (or mark it unavailable with ``data=None``)."""
+        await self._session.execute(
+            update(ReportPhoto)
+            .where(ReportPhoto.id == photo_id)
+            .values(data=data, content_type=content_type, width=width, height=height)
+        )
