@@ -51,7 +51,7 @@ PLAYGROUND_ADMIN_ID = 300001
 
 EMULATOR_TOKEN = "1000001:local-emulator-token"  # noqa: S105 - the local emulator accepts any token
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
-COMMANDS = ("start", "help", "language", "cancel", "stop")
+COMMANDS = ("status", "myshifts", "mydata", "forget", "language", "cancel", "stop", "help", "start")
 
 
 class StartupError(Exception):

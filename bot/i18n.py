@@ -90,6 +90,10 @@ class Translator:
         """The text for ``key`` in ``language``, with ``values`` escaped into it."""
         return _FORMATTER.format(self.template(language, key), **values)
 
+    def has(self, key: str) -> bool:
+        """Whether the default catalogue defines ``key``."""
+        return key in self._catalogues[self.default_language]
+
     def all_languages(self, key: str) -> dict[str, str]:
         """The text for ``key`` in every language (menu buttons are matched in any)."""
         return {language: self.text(language, key) for language in self._catalogues}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import Dispatcher
 
+from bot.handlers.account import build_account_router
 from bot.handlers.citizen import build_citizen_router
 from bot.handlers.dialog import build_dialog_router
 from bot.handlers.fallback import build_fallback_router
@@ -15,6 +16,7 @@ def include_routers(dispatcher: Dispatcher) -> None:
     dispatcher.include_routers(
         build_membership_router(),
         build_citizen_router(),
+        build_account_router(),
         build_dialog_router(),
         build_fallback_router(),
     )

@@ -126,3 +126,28 @@ class CitizenRepository:
         await self._session.execute(
             update(Citizen).where(Citizen.telegram_id == telegram_id).values(unreachable_at=at)
         )
+
+    async def export(self, citizen_id: int) -> dict[str, object]:
+        """Everything the citizens table holds about one citizen, JSON-able."""
+        row = await self._session.get(Citizen, citizen_id)
+        if row is None:
+            return {}
+        return {
+            "telegram_id": row.telegram_id,
+            "pseudonym": row.pseudonym,
+            "first_name": row.first_name,
+            "username": row.username,
+            "language": row.language,
+            "timezone": row.timezone,
+            "consented_at": row.consented_at.isoformat() if row.consented_at else None,
+            "created_at": row.created_at.isoformat(),
+            "last_seen_at": row.last_seen_at.isoformat(),
+            "stopped_at": row.stopped_at.isoformat() if row.stopped_at else None,
+        }
+
+    async def delete(self, citizen_id: int) -> None:
+        """Erase the citizen's row (what referred to it is detached or removed by the schema)."""
+        row = await self._session.get(Citizen, citizen_id)
+        if row is not None:
+            await self._session.delete(row)
+            await self._session.flush()

@@ -61,11 +61,16 @@ class InboxRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_done(self, update_id: int, now: datetime) -> None:
-        """Close a handled update and drop its payload (it may hold citizen text)."""
+        """Close a handled update and drop what identifies or quotes the citizen.
+
+        Only the update id stays, to recognise a repeated delivery.
+        """
         await self._session.execute(
             update(InboxUpdate)
             .where(InboxUpdate.update_id == update_id)
-            .values(status=DONE, payload=None, handled_at=now, error=None)
+            .values(
+                status=DONE, payload=None, chat_id=None, user_id=None, handled_at=now, error=None
+            )
         )
 
     async def mark_failed(self, update_id: int, error: str, now: datetime) -> None:
@@ -121,3 +126,16 @@ class InboxRepository:
         return InboxStats(
             pending=counts.get(PENDING, 0), done=counts.get(DONE, 0), failed=counts.get(FAILED, 0)
         )
+
+    async def forget_user(self, telegram_id: int) -> int:
+        """Erasure: drop a user's failed updates (handled ones keep nothing of them).
+
+        Pending ones are left to run: they came after the request and are cleared
+        when handled.
+        """
+        result = await self._session.execute(
+            delete(InboxUpdate).where(
+                InboxUpdate.user_id == telegram_id, InboxUpdate.status == FAILED
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

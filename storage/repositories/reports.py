@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, select, update
+from sqlalchemy import Row, Select, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Category, Report, ReportEvent, ReportFollower, ReportPhoto
@@ -276,3 +277,32 @@ class ReportRepository:
             .where(ReportPhoto.id == photo_id)
             .values(data=data, content_type=content_type, width=width, height=height)
         )
+
+    async def export_for_citizen(self, citizen_id: int) -> list[dict[str, Any]]:
+        """The citizen's own reports and the ones they follow, as plain JSON-able data."""
+        found = await self.for_citizen(citizen_id, limit=10_000)
+        return [
+            {
+                "kind": "report" if report.citizen_id == citizen_id else "followed_report",
+                "reference": report.reference,
+                "category": report.category_code,
+                "status": report.status,
+                "description": report.description if report.citizen_id == citizen_id else None,
+                "latitude": report.latitude if report.citizen_id == citizen_id else None,
+                "longitude": report.longitude if report.citizen_id == citizen_id else None,
+                "address": report.address if report.citizen_id == citizen_id else None,
+                "anonymous": report.anonymous,
+                "created_at": report.created_at.isoformat(),
+            }
+            for report in found
+        ]
+
+    async def detach_citizen(self, citizen_id: int) -> int:
+        """Erasure: the citizen's reports stay, no longer linked to anyone; follows end."""
+        await self._session.execute(
+            delete(ReportFollower).where(ReportFollower.citizen_id == citizen_id)
+        )
+        result = await self._session.execute(
+            update(Report).where(Report.citizen_id == citizen_id).values(citizen_id=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,89 @@
+"""What a citizen can see and do about their own data and commitments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.db import UnitOfWork
+from storage.records import CitizenRecord, ReportEventRecord, ReportRecord
+from storage.repositories.volunteering import CitizenSignupRecord, PromotedSignup
+
+
+@dataclass(frozen=True, slots=True)
+class ReportView:
+    """One report as its reporter or a follower sees it (others get less)."""
+
+    report: ReportRecord
+    history: list[ReportEventRecord]
+    involved: bool
+
+
+async def export_citizen_data(uow: UnitOfWork, citizen: CitizenRecord) -> dict[str, Any]:
+    """Everything stored about the citizen, as one JSON-able document (/mydata)."""
+    repos = uow.repos
+    session = await repos.sessions.get(citizen.id)
+    return {
+        "citizen": await repos.citizens.export(citizen.id),
+        "reports": await repos.reports.export_for_citizen(citizen.id),
+        "volunteering": await repos.volunteering.export_for_citizen(citizen.id),
+        "ratings": await repos.ratings.export_for_citizen(citizen.id),
+        "open_conversation": None
+        if session is None
+        else {
+            "flow": session.flow_id,
+            "answers": session.state.get("answers", {}),
+            "started_at": session.started_at.isoformat(),
+        },
+    }
+
+
+async def erase_citizen(
+    uow: UnitOfWork, citizen: CitizenRecord, *, now: datetime
+) -> list[PromotedSignup]:
+    """Erase the citizen's personal data (/forget).
+
+    Their places on shifts are given up first, so the waiting list moves up (the
+    promoted volunteers are returned, to be told); reports and ratings stay,
+    anonymised; the citizen's row, profile, follows and open conversation go.
+    """
+    repos = uow.repos
+    promoted = []
+    for signup in await repos.volunteering.signups_for_citizen(citizen.id, now=now):
+        outcome = await repos.volunteering.cancel_signup(signup.signup_id, citizen.id, now=now)
+        if outcome.promoted is not None:
+            promoted.append(outcome.promoted)
+    await repos.volunteering.anonymise_citizen(citizen.id)
+    await repos.ratings.anonymise_citizen(citizen.id)
+    await repos.reports.detach_citizen(citizen.id)
+    await repos.sessions.end(citizen.id)
+    if citizen.telegram_id is not None:
+        await repos.inbox.forget_user(citizen.telegram_id)
+    await repos.citizens.delete(citizen.id)
+    return promoted
+
+
+async def report_view(uow: UnitOfWork, citizen: CitizenRecord, reference: str) -> ReportView | None:
+    """A report by reference, with its history; details only for those involved."""
+    report = await uow.repos.reports.by_reference(reference)
+    if report is None:
+        return None
+    involved = await uow.repos.reports.is_follower(report.id, citizen.id)
+    history = await uow.repos.reports.history(report.id)
+    return ReportView(report=report, history=history, involved=involved)
+
+
+async def my_shifts(
+    uow: UnitOfWork, citizen: CitizenRecord, *, now: datetime
+) -> list[CitizenSignupRecord]:
+    """The citizen's places and waiting-list entries on shifts still to come."""
+    return await uow.repos.volunteering.signups_for_citizen(citizen.id, now=now)
+
+
+async def give_up_shift(
+    uow: UnitOfWork, citizen: CitizenRecord, signup_id: int, *, now: datetime
+) -> tuple[bool, PromotedSignup | None]:
+    """Cancel one of the citizen's sign-ups; a freed place goes to the first waiting."""
+    outcome = await uow.repos.volunteering.cancel_signup(signup_id, citizen.id, now=now)
+    return outcome.cancelled, outcome.promoted
