@@ -36,6 +36,7 @@ from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
 from bot.runtime.web import build_web_app
+from bot.usecases.janitor import SessionJanitor
 from bot.usecases.photos import PhotoFetcher
 from bot.usecases.seed import seed_catalogue
 from dialogs import Engine, FlowError, builtin_registry
@@ -286,11 +287,11 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 name="polling",
             )
             mode = "long polling"
-        background.append(
-            asyncio.create_task(
-                PhotoFetcher(runtime.services, runtime.bot).run(stopping), name="photos"
-            )
-        )
+        for name, worker in (
+            ("photos", PhotoFetcher(runtime.services, runtime.bot)),
+            ("sessions", SessionJanitor(runtime.services, runtime.bot)),
+        ):
+            background.append(asyncio.create_task(worker.run(stopping), name=name))
         await runtime.inbox.recover()
         print(f"citizenbot: running ({mode}); health at http://{address}/healthz", flush=True)
         await stopping.wait()

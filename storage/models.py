@@ -171,6 +171,7 @@ class DialogSession(Base):
     started_at: Mapped[datetime]
     last_activity_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    nudge_at: Mapped[datetime | None] = mapped_column(index=True)
     nudged_at: Mapped[datetime | None]
     pending_flow: Mapped[str | None] = mapped_column(String(64))
 

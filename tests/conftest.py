@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from bot.emulator import Emulator
+from bot.emulator.client import EmulatorClient
 from storage.db import Database
 from tests.support.databases import (
     PostgresDatabases,
@@ -15,6 +18,7 @@ from tests.support.databases import (
     postgres_problem,
     postgres_url,
 )
+from tests.support.emulator import EmulatorServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -70,3 +74,15 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database(database_url)
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+async def emulator_server() -> AsyncIterator[EmulatorServer]:
+    """A fresh Bot API emulator on 127.0.0.1 (quick webhook retries) and its client."""
+    emulator = Emulator(webhook_retry_delays=(0.05, 0.1, 0.2))
+    server = TestServer(emulator.create_app(), host="127.0.0.1", port=0)
+    await server.start_server()
+    url = str(server.make_url("")).rstrip("/")
+    async with EmulatorClient(url) as client:
+        yield EmulatorServer(emulator, url, client)
+    await server.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,6 +33,8 @@ from storage.records import CitizenRecord, SessionRecord
 
 # A flow that calls and calls without waiting is a bug; stop it rather than spin.
 MAX_CALLS_PER_INPUT = 20
+# An idle conversation gets one reminder, halfway to its expiry but within half a day.
+MAX_NUDGE_DELAY = timedelta(hours=12)
 
 
 @dataclass(slots=True)
@@ -186,5 +189,6 @@ class Conversations:
                 state=result.state.to_json(),
                 now=context.now,
                 expires_at=context.now + flow.expires_after,
+                nudge_at=context.now + min(flow.expires_after / 2, MAX_NUDGE_DELAY),
             )
         return turn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import DialogSession
@@ -46,9 +46,13 @@ class SessionRepository:
         state: dict[str, Any],
         now: datetime,
         expires_at: datetime,
+        nudge_at: datetime | None = None,
         pending_flow: str | None = None,
     ) -> None:
-        """Create or replace the citizen's session (a new flow restarts the clock)."""
+        """Create or replace the citizen's session (a new flow restarts the clock).
+
+        Every save is activity: the reminder (``nudge_at``) is due again.
+        """
         row = await self._session.get(DialogSession, citizen_id)
         if row is None or row.flow_id != flow_id or row.revision_id != revision_id:
             if row is not None:
@@ -63,6 +67,7 @@ class SessionRepository:
                     started_at=now,
                     last_activity_at=now,
                     expires_at=expires_at,
+                    nudge_at=nudge_at,
                     nudged_at=None,
                     pending_flow=pending_flow,
                 )
@@ -71,6 +76,7 @@ class SessionRepository:
         row.state = state
         row.last_activity_at = now
         row.expires_at = expires_at
+        row.nudge_at = nudge_at
         row.nudged_at = None
         row.pending_flow = pending_flow
 
@@ -86,12 +92,48 @@ class SessionRepository:
             delete(DialogSession).where(DialogSession.citizen_id == citizen_id)
         )
 
-    async def expired(self, now: datetime, *, limit: int = 500) -> list[SessionRecord]:
-        """Sessions whose time ran out, oldest first."""
-        rows = await self._session.scalars(
-            select(DialogSession)
+    async def due(self, now: datetime, *, limit: int = 200) -> list[tuple[int, bool]]:
+        """Sessions needing attention: ``(citizen id, expired)``, expired ones first."""
+        expired = await self._session.scalars(
+            select(DialogSession.citizen_id)
             .where(DialogSession.expires_at <= now)
             .order_by(DialogSession.expires_at)
             .limit(limit)
         )
-        return [_record(row) for row in rows]
+        nudge = await self._session.scalars(
+            select(DialogSession.citizen_id)
+            .where(
+                DialogSession.nudge_at <= now,
+                DialogSession.nudged_at.is_(None),
+                DialogSession.expires_at > now,
+            )
+            .order_by(DialogSession.nudge_at)
+            .limit(limit)
+        )
+        return [(citizen, True) for citizen in expired] + [(citizen, False) for citizen in nudge]
+
+    async def claim_nudge(self, citizen_id: int, now: datetime) -> bool:
+        """Mark the reminder as sent, if it is still due (one instance wins)."""
+        result = await self._session.execute(
+            update(DialogSession)
+            .where(
+                DialogSession.citizen_id == citizen_id,
+                DialogSession.nudged_at.is_(None),
+                DialogSession.nudge_at <= now,
+                DialogSession.expires_at > now,
+            )
+            .values(nudged_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def expire(self, citizen_id: int, now: datetime) -> str | None:
+        """End the session if its time ran out; returns its flow id (one instance wins)."""
+        row = await self._session.get(DialogSession, citizen_id)
+        if row is None or row.expires_at > now:
+            return None
+        result = await self._session.execute(
+            delete(DialogSession).where(
+                DialogSession.citizen_id == citizen_id, DialogSession.expires_at <= now
+            )
+        )
+        return row.flow_id if result.rowcount else None  # type: ignore[attr-defined]

@@ -6,34 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.emulator import Emulator
-from bot.emulator.client import EmulatorClient
 from tests.support.botprocess import TEST_TOKEN, BotProcess, free_port
+from tests.support.emulator import EmulatorServer
 
 pytestmark = pytest.mark.e2e
-
-
-class EmulatorServer:
-    """An emulator served on 127.0.0.1 and a client for its user API."""
-
-    def __init__(self, emulator: Emulator, url: str, client: EmulatorClient) -> None:
-        self.emulator = emulator
-        self.url = url
-        self.client = client
-
-
-@pytest.fixture
-async def emulator_server() -> AsyncIterator[EmulatorServer]:
-    """A fresh emulator with quick webhook retries."""
-    emulator = Emulator(webhook_retry_delays=(0.05, 0.1, 0.2))
-    server = TestServer(emulator.create_app(), host="127.0.0.1", port=0)
-    await server.start_server()
-    url = str(server.make_url("")).rstrip("/")
-    async with EmulatorClient(url) as client:
-        yield EmulatorServer(emulator, url, client)
-    await server.close()
 
 
 BotFactory = Callable[..., Awaitable[BotProcess]]

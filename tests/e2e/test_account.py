@@ -12,9 +12,10 @@ from sqlalchemy import select, text
 
 from storage.db import Database
 from storage.models import Base, Rating, Report, Signup
-from tests.e2e.conftest import BotFactory, EmulatorServer
+from tests.e2e.conftest import BotFactory
 from tests.e2e.test_journeys import TEXTS, report_journey
 from tests.support.citizen import Citizen
+from tests.support.emulator import EmulatorServer
 
 pytestmark = pytest.mark.e2e
 

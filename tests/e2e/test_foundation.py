@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from bot.emulator.client import ChatMessage
 from storage.db import Database
 from storage.models import Citizen, InboxUpdate
-from tests.e2e.conftest import BotFactory, EmulatorServer
+from tests.e2e.conftest import BotFactory
+from tests.support.emulator import EmulatorServer
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import Rating, Report, ReportFollower, ReportPhoto, Signup
-from tests.e2e.conftest import BotFactory, EmulatorServer
+from tests.e2e.conftest import BotFactory
 from tests.support.citizen import Citizen
+from tests.support.emulator import EmulatorServer
 
 pytestmark = pytest.mark.e2e
 
@@ -222,3 +223,40 @@ async def _wait_for_photo(database_url: str) -> list[Any]:
             if photos and all(photo.data for photo in photos):
                 return photos
             await asyncio.sleep(0.1)
+
+
+async def test_a_report_survives_kills_and_is_created_once(
+    emulator_server: EmulatorServer, start_bot: BotFactory, database_url: str
+) -> None:
+    t = TEXTS["en"]
+    client = emulator_server.client
+    citizen = Citizen(client, {"id": 7101, "first_name": "Kim", "language_code": "en"})
+    bot = await start_bot()
+    await citizen.send(t["report"], expect=t["category_q"])
+    await citizen.tap(t["potholes"], expect=t["where"])
+    await citizen.location(*PLACE, expect=t["photo_q"])
+    assert await bot.kill() == -9
+
+    # After the crash the conversation continues at the same step.
+    bot = await start_bot()
+    await citizen.send(t["done"], expect=t["describe"])
+    await citizen.send("Loose paving stones", expect=t["anonymous"])
+    await citizen.tap(t["yes"], expect=t["check"])
+    await bot.stop()
+
+    # Killed the moment the "send" press is stored, before it is handled...
+    doomed = await start_bot(CITIZENBOT_FAILPOINTS="after_store")
+    history = await client.history(citizen.id)
+    confirm = next(m for m in reversed(history.bot_messages) if t["send"] in m.button_texts)
+    await client.press_button(citizen.id, confirm.message_id, text=t["send"])
+    assert await doomed.wait_exit() == -9
+    assert await rows(database_url, select(Report)) == []
+
+    # ...the restart handles it exactly once.
+    await start_bot()
+    await client.wait_for_bot_message(citizen.id, predicate=lambda m: t["sent"] in m.content)
+    [report] = await rows(database_url, select(Report))
+    assert report.description == "Loose paving stones" and report.anonymous
+    assert (report.latitude, report.longitude) == PLACE
+    await citizen.send("/status", expect=report.reference or "R-")
+    assert len(await rows(database_url, select(Report))) == 1

@@ -1,0 +1,82 @@
+"""Idle conversations: one reminder, then the end.
+
+Each session is claimed by a conditional update, so with several instances on one
+database a citizen gets one reminder and one goodbye, never two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.methods import SendMessage, TelegramMethod
+
+from bot.conversation.render import render
+from bot.runtime.context import Services
+from bot.runtime.outgoing import Outgoing
+
+log = logging.getLogger(__name__)
+
+
+class SessionJanitor:
+    """Reminds citizens of a conversation left open, and closes it when it expires."""
+
+    def __init__(self, services: Services, bot: Bot) -> None:
+        self._services = services
+        self._bot = bot
+
+    async def run(self, stopping: asyncio.Event, *, interval: float = 60.0) -> None:
+        """Look for due sessions every ``interval`` seconds until ``stopping``."""
+        while not stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+
+    async def sweep(self) -> int:
+        """Nudge or expire every due session; returns how many were handled."""
+        services = self._services
+        async with services.database.uow() as uow:
+            due = await uow.repos.sessions.due(services.clock.now())
+        for citizen_id, expired in due:
+            out = Outgoing()
+            async with services.database.uow() as uow:
+                for method in await self._attend(uow, citizen_id, expired=expired):
+                    out.add(method)
+            refused = await out.flush(self._bot)
+            if refused:
+                async with services.database.uow() as uow:
+                    for chat_id in refused:
+                        await uow.repos.citizens.set_unreachable(chat_id, services.clock.now())
+        return len(due)
+
+    async def _attend(
+        self, uow: Any, citizen_id: int, *, expired: bool
+    ) -> list[TelegramMethod[Any]]:
+        services = self._services
+        now = services.clock.now()
+        citizen = await uow.repos.citizens.by_id(citizen_id)
+        if citizen is None or citizen.telegram_id is None:
+            return []
+        quiet = citizen.stopped_at is not None or citizen.unreachable_at is not None
+        conversations = services.conversations
+        if expired:
+            flow_id = await uow.repos.sessions.expire(citizen_id, now)
+            if flow_id is None or quiet:
+                return []
+            published = (await conversations.published(uow)).get(flow_id)
+            title = published.flow.title(citizen.language) if published else flow_id
+            text = services.translator.text(citizen.language, "session.expired", flow=title)
+            menu = await services.main_menu(uow, citizen.language)
+            return [SendMessage(chat_id=citizen.telegram_id, text=text, reply_markup=menu)]
+        if quiet or not await uow.repos.sessions.claim_nudge(citizen_id, now):
+            return []
+        turn = await conversations.reprompt(uow, citizen, nudge=True)
+        if turn is None:
+            return []
+        return render(turn.messages, chat_id=citizen.telegram_id)
