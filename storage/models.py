@@ -328,3 +328,67 @@ class Rating(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_ratings_service_created", "service_id", "created_at"),)
+
+
+class OutboxMessage(Base):
+    """A proactive message, written in the transaction that decided to send it.
+
+    The sender records an attempt before calling Telegram and marks it with the
+    returned message id after, so a crash leaves a visible "in doubt" row, never a
+    silent duplicate.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    citizen_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    not_before: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime]
+    attempted_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_outbox_messages_due", "status", "not_before", "priority", "id"),)
+
+
+class FollowUp(Base):
+    """A scheduled follow-up ("is it fixed?", a shift reminder), claimed with a lease."""
+
+    __tablename__ = "followups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    citizen_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_followups_due", "status", "due_at"),
+        Index("ix_followups_subject", "subject_type", "subject_id", "status"),
+    )

@@ -20,6 +20,8 @@ class Signals:
     """Wake-ups for background workers of this process."""
 
     photos_pending: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_pending: asyncio.Event = field(default_factory=asyncio.Event)
+    followups_due: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
 from storage.repositories.flows import FlowRepository
 from storage.repositories.inbox import InboxRepository
+from storage.repositories.outbox import OutboxRepository
 from storage.repositories.ratings import RatingRepository
 from storage.repositories.reports import ReportRepository
 from storage.repositories.sessions import SessionRepository
@@ -26,6 +27,7 @@ class Repositories:
         self.flows = FlowRepository(session)
         self.volunteering = VolunteeringRepository(session)
         self.ratings = RatingRepository(session)
+        self.outbox = OutboxRepository(session)
 
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "CitizenRepository",
     "FlowRepository",
     "InboxRepository",
+    "OutboxRepository",
     "RatingRepository",
     "ReportRepository",
     "Repositories",

@@ -1,0 +1,69 @@
+"""The outbox: every proactive message is written in the transaction that decides it.
+
+:func:`enqueue` stores Bot API calls (aiogram method objects) as JSON; the sender
+(:mod:`bot.outbox.sender`) delivers them within Telegram's limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from aiogram import methods as telegram_methods
+from aiogram.methods import TelegramMethod
+
+from storage.db import UnitOfWork
+
+
+def method_payload(method: TelegramMethod[Any]) -> tuple[str, dict[str, Any]]:
+    """The class name and JSON parameters of an aiogram method (no file uploads)."""
+    return type(method).__name__, method.model_dump(
+        mode="json", exclude_none=True, exclude_unset=True
+    )
+
+
+def method_from_payload(name: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
+    """Rebuild an aiogram method stored by :func:`method_payload`."""
+    cls = getattr(telegram_methods, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, TelegramMethod)):
+        raise ValueError(f"not a Bot API method: {name!r}")
+    method: TelegramMethod[Any] = cls.model_validate(payload)
+    return method
+
+
+async def enqueue(
+    uow: UnitOfWork,
+    methods: Iterable[TelegramMethod[Any]],
+    *,
+    chat_id: int,
+    citizen_id: int | None,
+    kind: str,
+    now: datetime,
+    priority: int = 100,
+    idempotency_key: str | None = None,
+    broadcast_id: int | None = None,
+) -> list[int]:
+    """Queue messages for one chat, in order; returns the new outbox ids.
+
+    With an ``idempotency_key`` the i-th message gets ``key#i``, so deciding the
+    same thing twice queues it once.
+    """
+    ids = []
+    for index, method in enumerate(methods):
+        name, payload = method_payload(method)
+        key = None if idempotency_key is None else f"{idempotency_key}#{index}"
+        new_id = await uow.repos.outbox.enqueue(
+            chat_id=chat_id,
+            citizen_id=citizen_id,
+            kind=kind,
+            method=name,
+            payload=payload,
+            now=now,
+            priority=priority,
+            idempotency_key=key,
+            broadcast_id=broadcast_id,
+        )
+        if new_id is not None:
+            ids.append(new_id)
+    return ids
