@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import SUPPORTED_LANGUAGES, Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
 
@@ -58,6 +58,27 @@ def _command_inbox_retry(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_flows_validate(_settings: Settings, args: argparse.Namespace) -> int:
+    from bot.flowcheck import run_validate
+
+    return run_validate(args.paths, out=sys.stdout, err=sys.stderr)
+
+
+def _command_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.simulate import run_simulation
+
+    return run_simulation(
+        settings,
+        flow_reference=args.flow,
+        answers=args.answers,
+        language=args.language,
+        database_url=args.database,
+        stdin=sys.stdin,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -81,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry = inbox.add_parser("retry-failed", help="handle failed updates again at the next start")
     retry.set_defaults(handler=_command_inbox_retry)
+
+    flows = commands.add_parser("flows", help="dialog flow files").add_subparsers(
+        dest="flows_command", required=True
+    )
+    validate = flows.add_parser(
+        "validate", help="check flow files; print each problem as file:line: message"
+    )
+    validate.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a flow file, or a directory of *.yaml flows"
+    )
+    validate.set_defaults(handler=_command_flows_validate)
+
+    simulate = commands.add_parser("simulate", help="run a flow in the terminal as a citizen would")
+    simulate.add_argument(
+        "flow", metavar="FLOW", help="a shipped flow id (report, volunteer, rate) or a YAML file"
+    )
+    simulate.add_argument(
+        "--answers", metavar="FILE", help="read the citizen's inputs from FILE, one per line"
+    )
+    simulate.add_argument("--language", choices=SUPPORTED_LANGUAGES, help="the citizen's language")
+    simulate.add_argument(
+        "--database",
+        metavar="URL",
+        help="preview against this database (actions described, not done); "
+        "default: a temporary database where actions really run",
+    )
+    simulate.set_defaults(handler=_command_simulate)
     return parser
 
 
