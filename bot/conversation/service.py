@@ -18,7 +18,6 @@ from bot.conversation.calls import CallContext, CallRunner
 from bot.conversation.catalog import FlowCatalog, PublishedFlow
 from bot.i18n import Translator
 from dialogs import (
-    CommandInput,
     Context,
     Engine,
     Flow,
@@ -131,10 +130,6 @@ class Conversations:
         state = SessionState.from_json(session.state)
         result = self.engine.handle(flow, state, item, context)
         return await self._advance(uow, citizen, flow, session.revision_id, result, context)
-
-    async def cancel(self, uow: UnitOfWork, citizen: CitizenRecord) -> Turn | None:
-        """Cancel the open session through the engine (it says goodbye in the flow's words)."""
-        return await self.handle(uow, citizen, CommandInput("cancel"))
 
     async def reprompt(
         self, uow: UnitOfWork, citizen: CitizenRecord, *, nudge: bool = False

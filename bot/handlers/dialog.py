@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Message
 
@@ -15,6 +15,7 @@ from bot.runtime.outgoing import Outgoing
 from dialogs import (
     CALLBACK_PREFIX,
     ButtonInput,
+    CommandInput,
     Input,
     LocationInput,
     PhotoInput,
@@ -112,18 +113,22 @@ def build_dialog_router() -> Router:
     router.message.filter(F.chat.type == "private")
     router.callback_query.filter(F.message.chat.type == "private")
 
-    @router.message(Command("cancel"))
-    async def cancel(
+    @router.message(Command("cancel", "back", "skip"))
+    async def conversation_command(
         message: Message,
+        command: CommandObject,
         services: Services,
         uow: UnitOfWork,
         out: Outgoing,
         citizen: CitizenRecord,
         lang: str,
     ) -> None:
-        turn = await services.conversations.cancel(uow, citizen)
+        # Typed commands do what the Cancel, Back and Skip buttons do, for phones
+        # that hide inline buttons.
+        name = command.command.lower()
+        turn = await services.conversations.handle(uow, citizen, CommandInput(name))
         if turn is None:
-            text = services.translator.text(lang, "flow.nothing_to_cancel")
+            text = services.translator.text(lang, "flow.no_conversation")
             out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
             return
         await send_turn(services, uow, out, turn, chat_id=message.chat.id, language=lang)

@@ -29,7 +29,12 @@ async def test_switching_cancelling_and_keywords(
             record = await uow.repos.citizens.by_telegram_id(USER["id"])
             assert record is not None
             assert await uow.repos.sessions.get(record.id) is None
-        await citizen.send("/cancel", expect="There is nothing to cancel")
+        await citizen.send("/cancel", expect="There is no conversation in progress")
+        await citizen.send("/rate", expect="Which service")
+        await citizen.send("/skip", expect="Which service")  # not optional: asked again
+        await citizen.tap("Water and drainage", expect="Overall, how satisfied")
+        await citizen.send("/back", expect="Which service")
+        await citizen.send("/cancel", expect="Okay, we stopped here")
 
         # A keyword in free text starts the matching flow; an unknown command is named.
         await citizen.send("a pothole on my street", expect="What would you like to report")
