@@ -38,6 +38,7 @@ DEFAULT_LANGUAGES = ("en", "fr")
 PROFILE_FIELDS = ("first_name", "last_name", "username", "language")
 LOCATION_FIELDS = ("latitude", "longitude", "address")
 MAX_NODES = 20_000
+NOT_A_MAPPING = "a flow must be a mapping with id, version, title and steps"
 MAX_TEXT_LENGTH = 3000
 _STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(Step)
 
@@ -703,11 +704,12 @@ def load_flow(
         raise ValueError("enable at least one language")
     data, lines, problems = _compose(text, filename)
     if data is None:
-        raise FlowError(problems)
+        # A document that is only a null ("~", "null") composes without problems.
+        raise FlowError(problems or [Problem(filename, 1, NOT_A_MAPPING)])
     report = _Report(filename, lines, data)
     report.problems.extend(problems)
     if not isinstance(data, dict):
-        report.add((), "a flow must be a mapping with id, version, title and steps")
+        report.add((), NOT_A_MAPPING)
         raise FlowError(report.problems)
 
     header = _validate_header(data, languages, report)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from aiohttp.test_utils import TestServer
 
 from bot.emulator import Emulator
@@ -21,6 +22,12 @@ from tests.support.databases import (
 from tests.support.emulator import EmulatorServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# CI explores the same examples on every run, so a red build is reproducible;
+# developers' runs keep searching new ones (and store what they find).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if IN_CI else "dev")
 
 
 @pytest.fixture(scope="session")

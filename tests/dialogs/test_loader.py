@@ -581,3 +581,13 @@ def test_flows_use_only_options_from_a_query() -> None:
     step = flow.step("a")
     assert isinstance(step, ChoiceStep)
     assert step.options_from is not None
+
+
+def test_a_document_that_is_only_null_is_a_problem_not_a_silent_failure() -> None:
+    """Regression: "~" composed to None with no problem listed (found by hypothesis)."""
+    for text in ("~", "null", "--- ~\n"):
+        with pytest.raises(FlowError) as caught:
+            load_flow(text, filename="x.yaml", registry=builtin_registry())
+        assert [str(p) for p in caught.value.problems] == [
+            "x.yaml:1: a flow must be a mapping with id, version, title and steps"
+        ]
