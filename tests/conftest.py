@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 from aiohttp.test_utils import TestServer
+from hypothesis import settings
 
 from bot.emulator import Emulator
 from bot.emulator.client import EmulatorClient
