@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_concurrent_updates: int = Field(default=64, ge=1, le=10_000)
     polling_timeout: int = Field(default=25, ge=0, le=50)
+    flood_rate_per_second: float = Field(default=1.0, gt=0)
+    flood_burst: int = Field(default=20, ge=1)
     outbox_rate_per_second: float = Field(default=30.0, gt=0, le=1000)
     outbox_paid_broadcast: bool = False
     outbox_paid_rate_per_second: float = Field(default=1000.0, gt=0, le=1000)

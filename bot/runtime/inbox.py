@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from bot import failpoints
 from bot.runtime.context import Services
 from bot.runtime.processor import UpdateProcessor
+from bot.runtime.throttle import FloodGuard
 from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,9 @@ class Inbox:
         self.processor = UpdateProcessor(
             self.handle, max_concurrency=services.settings.max_concurrent_updates
         )
+        settings = services.settings
+        self.flood = FloodGuard(rate=settings.flood_rate_per_second, burst=settings.flood_burst)
+        self._notices: set[asyncio.Task[None]] = set()
 
     async def receive(self, updates: Sequence[IncomingUpdate]) -> list[int]:
         """Store updates (one transaction), then queue the ones not seen before.
@@ -53,6 +58,7 @@ class Inbox:
         Returns the ids that were new. Raises if the database refuses, so the
         caller does not confirm the updates to Telegram.
         """
+        updates = self._admit(updates)
         if not updates:
             return []
         async with self._services.database.uow() as uow:
@@ -64,6 +70,33 @@ class Inbox:
                 fresh.discard(item.update_id)
                 self.processor.submit(item)
         return new_ids
+
+    def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
+        """Drop what flooders send, before it costs any database work."""
+        admitted = []
+        for item in updates:
+            if item.user_id is None:
+                admitted.append(item)
+                continue
+            verdict = self.flood.check(item.user_id)
+            if verdict.allowed:
+                admitted.append(item)
+            elif verdict.notify and item.chat_id == item.user_id:
+                task = asyncio.create_task(self._slow_down(item.user_id, item.payload))
+                self._notices.add(task)
+                task.add_done_callback(self._notices.discard)
+        return admitted
+
+    async def _slow_down(self, chat_id: int, payload: dict[str, Any]) -> None:
+        translator = self._services.translator
+        sender = (payload.get("message") or payload.get("callback_query") or {}).get("from", {})
+        language = translator.resolve_language(sender.get("language_code"))
+        try:
+            await self._bot(
+                SendMessage(chat_id=chat_id, text=translator.text(language, "flood.slow_down"))
+            )
+        except Exception:
+            log.debug("could not send a slow-down notice", exc_info=True)
 
     async def recover(self) -> int:
         """Queue the updates a previous run stored but did not finish."""
