@@ -392,3 +392,49 @@ class FollowUp(Base):
         Index("ix_followups_due", "status", "due_at"),
         Index("ix_followups_subject", "subject_type", "subject_id", "status"),
     )
+
+
+class StaffRole(Base):
+    """An administrator, or a manager of one service (one row per service)."""
+
+    __tablename__ = "staff_roles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("citizen_id", "role", "service_id"),)
+
+
+class Invite(Base):
+    """A one-time invitation link ``t.me/<bot>?start=<code>`` that grants a role."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    service_ids: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("citizens.id", ondelete="SET NULL"))
+    used_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who did what, when: every administrator and manager action."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]]

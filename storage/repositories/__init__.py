@@ -12,6 +12,7 @@ from storage.repositories.outbox import OutboxRepository
 from storage.repositories.ratings import RatingRepository
 from storage.repositories.reports import ReportRepository
 from storage.repositories.sessions import SessionRepository
+from storage.repositories.staff import StaffRepository
 from storage.repositories.volunteering import VolunteeringRepository
 
 
@@ -28,6 +29,7 @@ class Repositories:
         self.volunteering = VolunteeringRepository(session)
         self.ratings = RatingRepository(session)
         self.outbox = OutboxRepository(session)
+        self.staff = StaffRepository(session)
 
 
 __all__ = [
@@ -40,5 +42,6 @@ __all__ = [
     "ReportRepository",
     "Repositories",
     "SessionRepository",
+    "StaffRepository",
     "VolunteeringRepository",
 ]
