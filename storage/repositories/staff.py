@@ -133,10 +133,9 @@ class StaffRepository:
             .order_by(Citizen.id)
         )
         return [
-            StaffMember(
-                citizen_id=row[0], telegram_id=int(row[1]), language=row[2], pseudonym=row[3]
-            )
+            StaffMember(citizen_id=row[0], telegram_id=row[1], language=row[2], pseudonym=row[3])
             for row in result.all()
+            if row[1] is not None
         ]
 
     async def create_invite(
