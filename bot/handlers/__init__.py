@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Dispatcher
 
 from bot.handlers.account import build_account_router
+from bot.handlers.admin import build_admin_router, build_refusal_router
 from bot.handlers.citizen import build_citizen_router
 from bot.handlers.dialog import build_dialog_router
 from bot.handlers.fallback import build_fallback_router
@@ -15,6 +16,8 @@ def include_routers(dispatcher: Dispatcher) -> None:
     """Attach every feature router; the fallback comes last."""
     dispatcher.include_routers(
         build_membership_router(),
+        build_admin_router(),
+        build_refusal_router(),
         build_citizen_router(),
         build_account_router(),
         build_dialog_router(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 
 from bot.conversation.render import render
@@ -11,6 +11,7 @@ from bot.keyboards import language_picker
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.usecases.citizens import Greeting, choose_language, start_conversation, stop_messages
+from bot.usecases.staff import INVITE_PREFIX, accept_invite
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
 
@@ -26,6 +27,7 @@ def build_citizen_router() -> Router:
     @router.message(CommandStart())
     async def start(
         message: Message,
+        command: CommandObject,
         services: Services,
         uow: UnitOfWork,
         out: Outgoing,
@@ -43,6 +45,12 @@ def build_citizen_router() -> Router:
         }[greeting]
         text = services.translator.text(lang, key, name=citizen.first_name or "")
         out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
+        if command.args and command.args.startswith(INVITE_PREFIX):
+            invite = await accept_invite(uow, citizen, command.args, now=services.clock.now())
+            key = "invite.invalid" if invite is None else "invite.accepted"
+            role = invite.role if invite else ""
+            out.add(message.answer(services.translator.text(lang, key, role=role)))
+            return
         # An unfinished conversation is not lost by a /start: ask its question again.
         turn = await services.conversations.reprompt(uow, citizen)
         if turn is not None:

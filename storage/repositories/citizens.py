@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Citizen
@@ -151,3 +151,10 @@ class CitizenRepository:
         if row is not None:
             await self._session.delete(row)
             await self._session.flush()
+
+    async def by_username(self, username: str) -> CitizenRecord | None:
+        """The citizen with this Telegram @username (case-insensitive), if known."""
+        row = await self._session.scalar(
+            select(Citizen).where(func.lower(Citizen.username) == username.lstrip("@").lower())
+        )
+        return None if row is None else _record(row)
