@@ -68,8 +68,13 @@ NPS_PROMOTERS_FROM: Final = 9
 NPS_DETRACTORS_UP_TO: Final = 6
 REOPENED: Final = "reopened"
 DRIVERS: Final = ("timeliness", "knowledge", "courtesy", "fairness", "outcome")
-# Backlog age buckets in whole days at the period end: (label, first day, last day).
-BACKLOG_BUCKETS: Final = (("0-7", 0, 7), ("8-30", 8, 30), ("31-90", 31, 90), (">90", 91, None))
+# Backlog age buckets in whole days at the period end: (Backlog field, first, last day).
+BACKLOG_BUCKETS: Final = (
+    ("days_0_7", 0, 7),
+    ("days_8_30", 8, 30),
+    ("days_31_90", 31, 90),
+    ("days_over_90", 91, None),
+)
 SECONDS_PER_DAY: Final = 86_400
 
 
@@ -553,13 +558,13 @@ class DigestRepository:
         # at ``end`` exactly when it was made after ``end - (N + 1) days``. Plain
         # comparisons work the same on both backends and need no date arithmetic.
         counts: dict[str, ColumnElement[int]] = {}
-        for label, first, last in BACKLOG_BUCKETS:
+        for name, first, last in BACKLOG_BUCKETS:
             conditions = []
             if last is not None:
                 conditions.append(Report.created_at > end - timedelta(days=last + 1))
             if first > 0:
                 conditions.append(Report.created_at <= end - timedelta(days=first))
-            counts[_bucket_name(label)] = func.count().filter(and_(*conditions))
+            counts[name] = func.count().filter(and_(*conditions))
         counts["overdue"] = func.count().filter(Report.due_at < end)
         grouped = (
             select(Report.service_id, *(value.label(name) for name, value in counts.items()))
@@ -569,12 +574,7 @@ class DigestRepository:
         rows = (await self._session.execute(_with_total(grouped, list(counts)))).all()
         return {
             row.service_id: (
-                Backlog(
-                    days_0_7=int(row.days_0_7),
-                    days_8_30=int(row.days_8_30),
-                    days_31_90=int(row.days_31_90),
-                    days_over_90=int(row.days_over_90),
-                ),
+                Backlog(**{name: int(getattr(row, name)) for name, _, _ in BACKLOG_BUCKETS}),
                 int(row.overdue),
             )
             for row in rows
@@ -1016,12 +1016,6 @@ def _sqlite_median_statement(conditions: ColumnElement[bool]) -> AnySelect:
         func.max(ranked.c.n).label("n"),
         func.avg(ranked.c.days).filter(middle).label("median"),
     ).group_by(ranked.c.service_id)
-
-
-def _bucket_name(label: str) -> str:
-    return {"0-7": "days_0_7", "8-30": "days_8_30", "31-90": "days_31_90"}.get(
-        label, "days_over_90"
-    )
 
 
 def _texts(document: Any) -> dict[str, str]:
