@@ -1,0 +1,1 @@
+"""Managers' digests: figures against the previous period, their text, a chart, CSV exports."""
