@@ -271,11 +271,14 @@ class _Formatter:
     def percent(self, value: float | None) -> str:
         if value is None:
             return "–"
-        return format_percent(value, format="#,##0%", locale=self.language)
+        # The locale's own pattern: "64%" in English, "64 %" in French.
+        return format_percent(value, locale=self.language)
 
     def signed(self, value: float | None) -> str:
         if value is None:
             return "–"
+        if round(value) == 0:
+            return self.count(0)
         return format_decimal(value, format="+#,##0;-#,##0", locale=self.language)
 
     def change(
@@ -443,6 +446,20 @@ def _comment_lines(section: ServiceDigest, f: _Formatter) -> list[str]:
     return lines
 
 
+def _quiet(section: ServiceDigest) -> bool:
+    """Nothing happened and nothing waits: one line says so instead of a page of zeros."""
+    reports = section.reports
+    return not (
+        reports.new
+        or reports.fixed
+        or reports.reopened
+        or reports.backlog.total
+        or section.satisfaction.ratings
+        or section.previous_reports.new
+        or section.previous_satisfaction.ratings
+    )
+
+
 def _section(section: ServiceDigest, digest: Digest, f: _Formatter) -> str:
     title = (
         f.text("digest.all_services")
@@ -450,6 +467,9 @@ def _section(section: ServiceDigest, digest: Digest, f: _Formatter) -> str:
         else f.name(section.service.names, section.service.code)
     )
     lines = [f.text("digest.section", name=title)]
+    if _quiet(section):
+        lines.append(f.text("digest.quiet"))
+        return "\n".join(lines)
     lines += _report_lines(section, digest, f)
     lines += _satisfaction_lines(section, f)
     lines += _respondent_lines(section, digest, f)
