@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
 from storage.repositories.flows import FlowRepository
+from storage.repositories.followups import FollowUpRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.outbox import OutboxRepository
 from storage.repositories.ratings import RatingRepository
@@ -29,6 +30,7 @@ class Repositories:
         self.volunteering = VolunteeringRepository(session)
         self.ratings = RatingRepository(session)
         self.outbox = OutboxRepository(session)
+        self.followups = FollowUpRepository(session)
         self.staff = StaffRepository(session)
 
 
@@ -36,6 +38,7 @@ __all__ = [
     "CatalogRepository",
     "CitizenRepository",
     "FlowRepository",
+    "FollowUpRepository",
     "InboxRepository",
     "OutboxRepository",
     "RatingRepository",

@@ -252,6 +252,65 @@ class ReportRepository:
         )
         return bool(count)
 
+    async def set_status(
+        self, report_id: int, status: str, *, actor: str, note: str | None, now: datetime
+    ) -> str | None:
+        """Change the report's status and record it in its history.
+
+        Returns the previous status; None when the report is unknown or already has
+        this status (nothing changes). The row is locked first (PostgreSQL) so two
+        changes at once are recorded one after the other.
+        """
+        current = await self._session.scalar(
+            select(Report.status).where(Report.id == report_id).with_for_update()
+        )
+        if current is None or current == status:
+            return None
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "fixed":
+            values["fixed_at"] = now
+        if status in OPEN_STATUSES:
+            values.update(fixed_at=None, closed_at=None)
+        elif status != "fixed":
+            values["closed_at"] = now
+        await self._session.execute(
+            update(Report)
+            .where(Report.id == report_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        self._session.add(
+            ReportEvent(
+                report_id=report_id,
+                at=now,
+                kind="status_changed",
+                actor=actor,
+                from_status=current,
+                to_status=status,
+                note=note,
+            )
+        )
+        await self._session.flush()
+        return current
+
+    async def add_event(
+        self, report_id: int, *, kind: str, actor: str, note: str | None, now: datetime
+    ) -> None:
+        """Record something that happened to a report without changing its status."""
+        self._session.add(
+            ReportEvent(report_id=report_id, at=now, kind=kind, actor=actor, note=note)
+        )
+        await self._session.flush()
+
+    async def follower_ids(self, report_id: int) -> list[int]:
+        """The citizens who follow the report (its reporter among them), oldest first."""
+        rows = await self._session.scalars(
+            select(ReportFollower.citizen_id)
+            .where(ReportFollower.report_id == report_id)
+            .order_by(ReportFollower.created_at, ReportFollower.citizen_id)
+        )
+        return list(rows)
+
     async def photos_to_fetch(self, limit: int = 20) -> list[tuple[int, str]]:
         """Photos whose bytes are not stored yet: (photo id, Telegram file id)."""
         result = await self._session.execute(
