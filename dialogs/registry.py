@@ -172,6 +172,41 @@ class RecordRatingParams(_Params):
     report: str | None = None
 
 
+class ReportReferenceParams(_Params):
+    """A report, by the reference its reporter was given."""
+
+    reference: str = Field(min_length=1, max_length=32)
+
+
+class RecordFixAnswerParams(_Params):
+    """The reporter's answer to "is it fixed?"."""
+
+    reference: str = Field(min_length=1, max_length=32)
+    answer: Literal["fixed", "partly", "not_fixed", "unknown"]
+
+
+class AddReportDetailsParams(_Params):
+    """A comment and photos the reporter adds to a report after answering a check."""
+
+    reference: str = Field(min_length=1, max_length=32)
+    comment: str | None = None
+    photos: list[PhotoValue] | None = None
+
+
+class ShiftParams(_Params):
+    """One of the citizen's sign-ups to a shift."""
+
+    signup: int
+
+
+class RecordAttendanceParams(_Params):
+    """Whether the volunteer came to a shift, and for how many hours."""
+
+    signup: int
+    attended: bool
+    hours: float | None = Field(default=None, ge=0, le=24)
+
+
 def builtin_registry() -> CallRegistry:
     """A new registry with the calls the built-in flows use."""
     registry = CallRegistry()
@@ -217,5 +252,34 @@ def builtin_registry() -> CallRegistry:
     )
     registry.declare(
         "record_rating", kind=action, params=RecordRatingParams, results={"ok": "bool"}
+    )
+    registry.declare(
+        "report_summary",
+        kind=query,
+        params=ReportReferenceParams,
+        results={
+            "found": "bool",
+            "reference": "str",
+            "category": "str",
+            "location": "str",
+            "created": "str",
+            "status": "str",
+        },
+    )
+    registry.declare(
+        "record_fix_answer",
+        kind=action,
+        params=RecordFixAnswerParams,
+        results={"status": "str", "reopened": "bool"},
+    )
+    registry.declare("add_report_details", kind=action, params=AddReportDetailsParams)
+    registry.declare(
+        "shift_summary",
+        kind=query,
+        params=ShiftParams,
+        results={"found": "bool", "title": "str", "when": "str", "place": "str", "hours": "str"},
+    )
+    registry.declare(
+        "record_attendance", kind=action, params=RecordAttendanceParams, results={"ok": "bool"}
     )
     return registry

@@ -14,15 +14,23 @@ from typing import Any
 from babel.dates import format_datetime
 from pydantic import BaseModel
 
+from bot.followups.schedule import REPORT, schedule_event, schedule_signup
+from bot.followups.texts import label, local_date, local_moment, report_place, shift_hours
 from bot.i18n import Translator
+from bot.usecases import reports as report_cases
 from dialogs import Call, CallKind, CallRegistry
 from dialogs.registry import (
+    AddReportDetailsParams,
     CreateReportParams,
     FollowReportParams,
     NearbyOpenReportsParams,
     OpportunitiesParams,
+    RecordAttendanceParams,
+    RecordFixAnswerParams,
     RecordRatingParams,
+    ReportReferenceParams,
     SaveVolunteerProfileParams,
+    ShiftParams,
     VolunteerSignupParams,
 )
 from storage.db import UnitOfWork
@@ -174,6 +182,17 @@ async def create_report(context: CallContext, params: CreateReportParams) -> Map
             height=None,
             now=context.now,
         )
+    # "Is it fixed?" and the like; ``now`` carries the citizen's time zone.
+    await schedule_event(
+        context.uow,
+        event="report_created",
+        subject_type=REPORT,
+        subject_id=report.id,
+        citizen_id=context.citizen.id,
+        anchor=context.now,
+        now=context.now,
+        zone=context.now.tzinfo,
+    )
     return {"reference": report.reference, "target_days": category.target_days}
 
 
@@ -281,12 +300,108 @@ async def volunteer_signup(
     if opportunity is None:
         raise CallFailedError(f"unknown opportunity {params.opportunity!r}")
     outcome = await repos.volunteering.signup(opportunity.id, context.citizen.id, now=context.now)
+    if outcome.status in ("confirmed", "waitlisted") and outcome.signup_id is not None:
+        # Waiting-list sign-ups get reminders too: their rules wait for a place.
+        await schedule_signup(
+            context.uow,
+            signup_id=outcome.signup_id,
+            citizen_id=context.citizen.id,
+            starts_at=opportunity.starts_at,
+            ends_at=opportunity.ends_at,
+            now=context.now,
+            zone=context.now.tzinfo,
+        )
     return {
         "status": outcome.current_status or outcome.status,
         "position": outcome.position,
         "title": _label(opportunity.titles, context.language),
         "starts_at": opportunity.starts_at.isoformat(),
     }
+
+
+async def report_summary(context: CallContext, params: ReportReferenceParams) -> Mapping[str, Any]:
+    """A report the citizen follows, as "is it fixed?" describes it; others are not found."""
+    repos = context.uow.repos
+    report = await repos.reports.by_reference(params.reference)
+    if report is None or not await repos.reports.is_follower(report.id, context.citizen.id):
+        return {"found": False}
+    language, zone = context.language, context.now.tzinfo
+    assert zone is not None
+    return {
+        "found": True,
+        "reference": report.reference,
+        "category": label(report.category_names, language) or report.category_code,
+        "location": report_place(report, language, context.translator),
+        "created": local_date(report.created_at, language, zone),
+        "status": report_cases.status_text(context.translator, language, report.status),
+    }
+
+
+async def record_fix_answer(
+    context: CallContext, params: RecordFixAnswerParams
+) -> Mapping[str, Any]:
+    """The reporter's "is it fixed?" answer: reopen, or confirm and rate (use case)."""
+    zone = context.now.tzinfo
+    assert zone is not None
+    outcome = await report_cases.record_fix_answer(
+        context.uow,
+        context.citizen,
+        params.reference,
+        params.answer,
+        context.now,
+        translator=context.translator,
+        timezone=zone,
+    )
+    if outcome is None:
+        raise CallFailedError(f"report {params.reference!r} is not the citizen's")
+    return {"status": outcome.status, "reopened": outcome.reopened}
+
+
+async def add_report_details(
+    context: CallContext, params: AddReportDetailsParams
+) -> Mapping[str, Any]:
+    """A comment and photos the reporter adds after saying it is not fixed."""
+    added = await report_cases.add_report_details(
+        context.uow,
+        context.citizen,
+        params.reference,
+        comment=params.comment,
+        photo_file_ids=[photo.file_id for photo in params.photos or []],
+        now=context.now,
+        max_comment=MAX_DESCRIPTION,
+    )
+    if not added:
+        raise CallFailedError(f"report {params.reference!r} is not the citizen's")
+    return {}
+
+
+async def shift_summary(context: CallContext, params: ShiftParams) -> Mapping[str, Any]:
+    """One of the citizen's sign-ups with its shift; someone else's is not found."""
+    subject = await context.uow.repos.followups.signup_subject(params.signup)
+    if subject is None or subject.citizen_id != context.citizen.id:
+        return {"found": False}
+    language, zone = context.language, context.now.tzinfo
+    assert zone is not None
+    return {
+        "found": True,
+        "title": label(subject.titles, language),
+        "when": local_moment(subject.starts_at, language, zone),
+        "place": subject.place,
+        "hours": shift_hours(subject, language),
+    }
+
+
+async def record_attendance(
+    context: CallContext, params: RecordAttendanceParams
+) -> Mapping[str, Any]:
+    """Whether the volunteer came to their shift and for how long, for the coordinator."""
+    repos = context.uow.repos
+    subject = await repos.followups.signup_subject(params.signup)
+    if subject is None or subject.citizen_id != context.citizen.id:
+        raise CallFailedError("not the citizen's sign-up")
+    hours = params.hours if params.attended else None
+    ok = await repos.volunteering.record_attendance(params.signup, params.attended, hours)
+    return {"ok": ok}
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
@@ -300,4 +415,9 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     "save_volunteer_profile": save_volunteer_profile,
     "opportunities": opportunities,
     "volunteer_signup": volunteer_signup,
+    "report_summary": report_summary,
+    "record_fix_answer": record_fix_answer,
+    "add_report_details": add_report_details,
+    "shift_summary": shift_summary,
+    "record_attendance": record_attendance,
 }

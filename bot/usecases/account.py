@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
+from bot.followups.schedule import SIGNUP, cancel_followups
+from bot.usecases.volunteering import schedule_promoted
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord, ReportEventRecord, ReportRecord
 from storage.repositories.volunteering import CitizenSignupRecord, PromotedSignup
@@ -40,13 +42,14 @@ async def export_citizen_data(uow: UnitOfWork, citizen: CitizenRecord) -> dict[s
 
 
 async def erase_citizen(
-    uow: UnitOfWork, citizen: CitizenRecord, *, now: datetime
+    uow: UnitOfWork, citizen: CitizenRecord, *, now: datetime, timezone: tzinfo | None = None
 ) -> list[PromotedSignup]:
     """Erase the citizen's personal data (/forget).
 
     Their places on shifts are given up first, so the waiting list moves up (the
-    promoted volunteers are returned, to be told); reports and ratings stay,
-    anonymised; the citizen's row, profile, follows and open conversation go.
+    promoted volunteers are returned, to be told, and get their shift's follow-ups);
+    the citizen's own follow-ups are cancelled; reports and ratings stay, anonymised;
+    the citizen's row, profile, follows and open conversation go.
     """
     repos = uow.repos
     promoted = []
@@ -54,6 +57,8 @@ async def erase_citizen(
         outcome = await repos.volunteering.cancel_signup(signup.signup_id, citizen.id, now=now)
         if outcome.promoted is not None:
             promoted.append(outcome.promoted)
+            await schedule_promoted(uow, outcome.promoted, now=now, timezone=timezone)
+    await repos.followups.cancel_for_citizen(citizen.id, outcome="citizen_erased", now=now)
     await repos.volunteering.anonymise_citizen(citizen.id)
     await repos.ratings.anonymise_citizen(citizen.id)
     await repos.reports.detach_citizen(citizen.id)
@@ -82,8 +87,22 @@ async def my_shifts(
 
 
 async def give_up_shift(
-    uow: UnitOfWork, citizen: CitizenRecord, signup_id: int, *, now: datetime
+    uow: UnitOfWork,
+    citizen: CitizenRecord,
+    signup_id: int,
+    *,
+    now: datetime,
+    timezone: tzinfo | None = None,
 ) -> tuple[bool, PromotedSignup | None]:
-    """Cancel one of the citizen's sign-ups; a freed place goes to the first waiting."""
+    """Cancel one of the citizen's sign-ups; a freed place goes to the first waiting.
+
+    The sign-up's reminders are cancelled; the promoted volunteer gets the shift's
+    follow-ups (in ``timezone`` when they have no zone of their own; without one the
+    runner applies the delivery window when they come due).
+    """
     outcome = await uow.repos.volunteering.cancel_signup(signup_id, citizen.id, now=now)
+    if outcome.cancelled:
+        await cancel_followups(uow, SIGNUP, [signup_id], outcome="signup_cancelled", now=now)
+    if outcome.promoted is not None:
+        await schedule_promoted(uow, outcome.promoted, now=now, timezone=timezone)
     return outcome.cancelled, outcome.promoted

@@ -63,6 +63,24 @@ DEFAULT_ANSWERS: dict[str, CallAnswer] = {
         "starts_at": "2025-05-17T10:00:00+00:00",
     },
     "record_rating": {"ok": True},
+    "report_summary": {
+        "found": True,
+        "reference": "R-000042",
+        "category": "Street lights",
+        "location": "12 Rue Haute",
+        "created": "14 May 2025",
+        "status": "open",
+    },
+    "record_fix_answer": {"status": "open", "reopened": True},
+    "add_report_details": {},
+    "shift_summary": {
+        "found": True,
+        "title": "Park clean-up",
+        "when": "Sat 17 May, 10:00",
+        "place": "Central Park",
+        "hours": "3",
+    },
+    "record_attendance": {"ok": True},
 }
 
 

@@ -25,13 +25,23 @@ def flows() -> dict[str, Flow]:
     return load_builtin_flows(registry=builtin_registry())
 
 
+# Flows only follow-ups start (dialogs/campaigns): no command, no menu button.
+FOLLOW_UP_FLOWS = ("after_shift", "fixed_check")
+
+
 def test_every_shipped_flow_validates(flows: dict[str, Flow]) -> None:
-    assert sorted(flows) == ["rate", "report", "volunteer"]
+    assert sorted(flows) == ["after_shift", "fixed_check", "rate", "report", "volunteer"]
+    menu = [flow for flow in flows.values() if flow.id not in FOLLOW_UP_FLOWS]
     for flow in flows.values():
         assert flow.languages == ("en", "fr")
+    for flow in menu:
         assert flow.menu_label("fr")
         assert flow.triggers.commands == (flow.id,)
-    orders = [flow.triggers.order for flow in flows.values()]
+    for flow_id in FOLLOW_UP_FLOWS:
+        assert flows[flow_id].menu_label("en") is None
+        assert flows[flow_id].triggers.commands == ()
+        assert not flows[flow_id].triggers.keywords
+    orders = [flow.triggers.order for flow in menu]
     assert len(set(orders)) == len(orders)
 
 

@@ -382,9 +382,10 @@ def test_bad_calls_and_parameters() -> None:
         " before this one",
         "f.yaml:16: step 'nearby': params: call 'nearby_open_reports' has no parameter"
         " 'radius' (it takes: category, latitude, longitude)",
-        "f.yaml:24: step 'make': call: unknown call 'create_reprot' (known: categories,"
-        " create_report, follow_report, nearby_open_reports, opportunities, record_rating,"
-        " save_volunteer_profile, services, volunteer_profile, volunteer_signup)",
+        "f.yaml:24: step 'make': call: unknown call 'create_reprot' (known:"
+        " add_report_details, categories, create_report, follow_report, nearby_open_reports,"
+        " opportunities, record_attendance, record_fix_answer, record_rating, report_summary,"
+        " save_volunteer_profile, services, shift_summary, volunteer_profile, volunteer_signup)",
         "f.yaml:29: step 'follow': params.reference: call 'nearby_open_reports' returns no"
         " field 'first.ref' (it returns: count, first.reference, first.category, first.distance_m,"
         " first.supporters)",

@@ -13,14 +13,19 @@ from tests.dialogs.support import Host, make_flow
 def test_builtin_declarations() -> None:
     registry = builtin_registry()
     assert registry.names() == [
+        "add_report_details",
         "categories",
         "create_report",
         "follow_report",
         "nearby_open_reports",
         "opportunities",
+        "record_attendance",
+        "record_fix_answer",
         "record_rating",
+        "report_summary",
         "save_volunteer_profile",
         "services",
+        "shift_summary",
         "volunteer_profile",
         "volunteer_signup",
     ]
@@ -31,6 +36,8 @@ def test_builtin_declarations() -> None:
         "nearby_open_reports",
         "volunteer_profile",
         "opportunities",
+        "report_summary",
+        "shift_summary",
     }
     options = {spec.name for spec in registry if spec.returns_options}
     assert options == {"categories", "services", "opportunities"}
