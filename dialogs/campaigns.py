@@ -268,7 +268,8 @@ class Rule(_Model):
         return anchor + self.offset
 
     def latest(self, anchor: datetime) -> datetime | None:
-        """After this moment the follow-up is pointless and is dropped (None: never)."""
+        """The follow-up must be delivered before this moment, else it is dropped
+        (None: no deadline)."""
         return None if self.deadline is None else anchor + self.deadline
 
 
@@ -313,10 +314,10 @@ class _RuleChecker:
 
     def run(self) -> None:
         rule = self.rule
-        if rule.deadline is not None and rule.deadline < rule.offset:
+        if rule.deadline is not None and rule.deadline <= rule.offset:
             self.add(
                 ("deadline",),
-                f"the deadline ({_format_offset(rule.deadline)}) comes before the offset"
+                f"the deadline ({_format_offset(rule.deadline)}) is not after the offset"
                 f" ({_format_offset(rule.offset)}): the follow-up could never be sent",
             )
         if rule.wait is not None and rule.when_busy != "wait":
@@ -428,7 +429,9 @@ def _validate_rule(raw: dict[str, Any], path: PathKey, report: _Report) -> Rule 
         cleaned[key] = _STAND_INS[key]
     try:
         return Rule.model_validate(cleaned)
-    except ValidationError:
+    except ValidationError as error:
+        # Problems of what is left (e.g. a rule with no action), not repeats.
+        report.add_validation(error, path)
         return None
 
 

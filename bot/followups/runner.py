@@ -216,7 +216,7 @@ class FollowUpRunner:
             return _Verdict(outcome)
 
         async def postpone(due: datetime, outcome: str, **changes: Any) -> _Verdict:
-            if deadline is not None and due > deadline:
+            if deadline is not None and due >= deadline:
                 return await finish("too_late")
             payload = {**row.payload, **changes}
             await repo.postpone(
@@ -226,7 +226,7 @@ class FollowUpRunner:
 
         if rule is None:
             return await finish("rule_removed")
-        if deadline is not None and now > deadline:
+        if deadline is not None and now >= deadline:
             return await finish("too_late")
         citizen = None
         if row.citizen_id is not None:

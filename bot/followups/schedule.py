@@ -107,7 +107,7 @@ async def schedule_event(
     ``anchor`` is when the event happens (a shift's start, now for a new report);
     ``zone`` is the time zone to use when the citizen has none of their own (None
     leaves the delivery window to the runner). Rules whose moment has already passed,
-    or that could only be delivered after their deadline, are left out. Returns the
+    or that could not be delivered before their deadline, are left out. Returns the
     ids of the rows written now.
     """
     rules = (campaigns or builtin_campaigns()).for_event(event)
@@ -124,7 +124,7 @@ async def schedule_event(
             continue
         latest = rule.latest(anchor)
         deliver = delivery_time(rule, due, zone)
-        if latest is not None and deliver > latest:
+        if latest is not None and deliver >= latest:
             continue
         new_id = await uow.repos.followups.schedule(
             rule=rule.id,
@@ -228,7 +228,7 @@ async def move_shift_followups(
         latest = rule.latest(anchor)
         due = rule.due(anchor)
         deliver = delivery_time(rule, due, zone_named(row.payload.get("zone")))
-        if due < now or (latest is not None and deliver > latest):
+        if due < now or (latest is not None and deliver >= latest):
             stale.append(row.id)
             continue
         payload = {**row.payload, "anchor": _iso(anchor), "deadline": _iso(latest), "waits": 0}
