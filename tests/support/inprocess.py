@@ -45,3 +45,31 @@ async def running_bot(
         await runtime.inbox.processor.close(grace=5)
         await runtime.bot.session.close()
         await runtime.services.database.dispose()
+
+
+@asynccontextmanager
+async def webhook_bot(
+    database_url: str, api_base: str, clock: ManualClock, secret: str, **settings: object
+) -> AsyncIterator[tuple[Runtime, str]]:
+    """The bot's web app (webhook route and health) on a local port; yields (runtime, url)."""
+    from aiohttp.test_utils import TestServer
+
+    from bot.runtime.web import build_web_app
+
+    config = Settings(
+        database_url=database_url,
+        webhook_url="http://127.0.0.1/hook",
+        webhook_secret=secret,
+        **settings,  # type: ignore[arg-type]
+    )
+    runtime = build_runtime(config, api_base=api_base, token=TEST_TOKEN, clock=clock)
+    await prepare_content(runtime)
+    server = TestServer(build_web_app(runtime.services, runtime.inbox, webhook_secret=secret))
+    await server.start_server()
+    try:
+        yield runtime, str(server.make_url("/hook"))
+    finally:
+        await server.close()
+        await runtime.inbox.processor.close(grace=10)
+        await runtime.bot.session.close()
+        await runtime.services.database.dispose()
