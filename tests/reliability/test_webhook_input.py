@@ -180,11 +180,11 @@ def build_update(
 
 
 @settings(
-    max_examples=60,
+    max_examples=25,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
 )
-@given(st.lists(st.tuples(kinds, content, chat_types, callback_data), min_size=1, max_size=12))
+@given(st.lists(st.tuples(kinds, content, chat_types, callback_data), min_size=4, max_size=16))
 async def test_hostile_updates_never_crash_never_5xx_never_touch_another_citizen(
     emulator_server: EmulatorServer,
     database_url: str,
