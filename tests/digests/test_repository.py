@@ -302,3 +302,16 @@ async def test_empty_database_gives_empty_figures(database: Database) -> None:
             Breakdown(dimension="language"),
         )
         assert await repository.volunteering(start, end) == VolunteeringFigures()
+
+
+def test_full_scans_are_asked_of_sqlite_with_a_unary_plus() -> None:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from storage.models import Report
+    from storage.repositories.digests import _unindexed
+
+    statement = select(_unindexed(Report.service_id)).where(_unindexed(Report.created_at) < END)
+    assert "+reports.service_id" in str(statement.compile(dialect=sqlite.dialect()))
+    rendered = str(statement.compile(dialect=postgresql.dialect()))
+    assert "+reports" not in rendered and "FROM reports" in rendered
