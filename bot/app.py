@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from bot.config import Settings
 from bot.conversation.calls import IMPLEMENTATIONS, CallRunner
 from bot.conversation.catalog import FlowCatalog
 from bot.conversation.service import Conversations
+from bot.followups.runner import FollowUpRunner
 from bot.handlers import include_routers
 from bot.i18n import Translator
 from bot.runtime.context import Services
@@ -287,9 +289,11 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 name="polling",
             )
             mode = "long polling"
+        worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
         for name, worker in (
             ("photos", PhotoFetcher(runtime.services, runtime.bot)),
             ("sessions", SessionJanitor(runtime.services, runtime.bot)),
+            ("followups", FollowUpRunner(runtime.services, worker_id=worker_id)),
         ):
             background.append(asyncio.create_task(worker.run(stopping), name=name))
         await runtime.inbox.recover()
