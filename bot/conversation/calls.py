@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from babel.dates import format_datetime
@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from bot.followups.schedule import REPORT, schedule_event, schedule_signup
 from bot.followups.texts import label, local_date, local_moment, report_place, shift_hours
 from bot.i18n import Translator
+from bot.managers.cards import send_new_report_cards
 from bot.usecases import reports as report_cases
 from dialogs import Call, CallKind, CallRegistry
 from dialogs.registry import (
@@ -192,6 +193,14 @@ async def create_report(context: CallContext, params: CreateReportParams) -> Map
         anchor=context.now,
         now=context.now,
         zone=context.now.tzinfo,
+    )
+    await send_new_report_cards(
+        context.uow,
+        report,
+        translator=context.translator,
+        timezone=context.now.tzinfo or UTC,
+        now=context.now,
+        photo_file_ids=[photo.file_id for photo in params.photos or []],
     )
     return {"reference": report.reference, "target_days": category.target_days}
 

@@ -365,3 +365,41 @@ class ReportRepository:
             update(Report).where(Report.citizen_id == citizen_id).values(citizen_id=None)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def photo_file_ids(self, report_id: int) -> list[str]:
+        """The Telegram file ids of a report's photos, oldest first."""
+        result = await self._session.scalars(
+            select(ReportPhoto.telegram_file_id)
+            .where(ReportPhoto.report_id == report_id)
+            .order_by(ReportPhoto.id)
+        )
+        return list(result.all())
+
+    async def for_services(
+        self,
+        service_ids: list[int] | None,
+        *,
+        statuses: tuple[str, ...] | None = None,
+        category_code: str | None = None,
+        overdue_at: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[ReportRecord]:
+        """Reports of these services (all with None), newest first, filtered."""
+        statement = _select_reports()
+        if service_ids is not None:
+            statement = statement.where(Report.service_id.in_(service_ids))
+        if statuses:
+            statement = statement.where(Report.status.in_(statuses))
+        if category_code:
+            statement = statement.where(Category.code == category_code)
+        if overdue_at is not None:
+            statement = statement.where(
+                Report.due_at < overdue_at, Report.status.in_(OPEN_STATUSES)
+            )
+        result = await self._session.execute(
+            statement.order_by(Report.created_at.desc(), Report.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_record(row) for row in result.all()]

@@ -1,0 +1,1 @@
+"""The administration's side: report cards and status changes for service managers."""
