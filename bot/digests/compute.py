@@ -184,10 +184,10 @@ async def build_digest(
     services = await repository.services(service_ids)
     # An explicit list lets the (service_id, created_at) indexes do the work.
     ids = [service.id for service in services]
-    reports = await repository.report_figures(ids, start, end)
-    previous_reports = await repository.report_figures(ids, previous_start, previous_end)
-    satisfaction = await repository.satisfaction(ids, start, end)
-    previous_satisfaction = await repository.satisfaction(ids, previous_start, previous_end)
+    # Both periods in one go: each table is read once for the two of them.
+    periods = [(start, end), (previous_start, previous_end)]
+    reports, previous_reports = await repository.report_figures_for(ids, periods)
+    satisfaction, previous_satisfaction = await repository.satisfaction_for(ids, periods)
     comments = await repository.recent_comments(ids, start, end)
     respondents = await repository.respondents(ids, start, end, min_cell=MIN_CELL)
     volunteering = await repository.volunteering(start, end)

@@ -365,8 +365,7 @@ def _open_at(moment: datetime) -> ColumnElement[bool]:
     since when it closed is unknown.
     """
     return and_(
-        # Nearly every report was made before the end: a scan beats the index.
-        _unindexed(Report.created_at) < moment,
+        Report.created_at < moment,
         or_(Report.fixed_at.is_(None), Report.fixed_at >= moment),
         or_(Report.closed_at.is_(None), Report.closed_at >= moment),
         or_(
@@ -378,19 +377,24 @@ def _open_at(moment: datetime) -> ColumnElement[bool]:
 
 
 def _with_total(grouped: AnySelect, summed: Sequence[str]) -> CompoundSelect[*tuple[Any, ...]]:
-    """Rows of ``grouped`` (one per service) and a total row summing ``summed`` in SQL.
+    """Rows of ``grouped`` (one per period and service) and a total row per period.
 
-    ``grouped`` must have a ``service_id`` column; the total row has ``NULL`` there.
-    The database evaluates the grouping once: the CTE is referenced twice, so both
-    SQLite and PostgreSQL materialise it.
+    ``grouped`` must have ``period`` and ``service_id`` columns; the total rows sum
+    ``summed`` in SQL and have ``NULL`` for the service. The database evaluates the
+    grouping once: the CTE is referenced twice, so SQLite and PostgreSQL materialise it.
     """
     per_service = grouped.cte("per_service")
     return union_all(
-        select(per_service.c.service_id, *(per_service.c[name] for name in summed)),
         select(
+            per_service.c.period,
+            per_service.c.service_id,
+            *(per_service.c[name] for name in summed),
+        ),
+        select(
+            per_service.c.period,
             _no_service().label("service_id"),
             *(func.coalesce(func.sum(per_service.c[name]), 0).label(name) for name in summed),
-        ),
+        ).group_by(per_service.c.period),
     )
 
 
@@ -428,21 +432,28 @@ def _measures() -> dict[str, ColumnElement[Any]]:
     }
 
 
-def _ordered_periods(periods: Sequence[Period]) -> list[Period]:
-    ordered = sorted(periods)
-    for start, end in ordered:
+def _check_periods(periods: Sequence[Period]) -> list[Period]:
+    """The periods as given, once each is valid and no two overlap."""
+    checked = list(periods)
+    for start, end in checked:
         _check_period(start, end)
-    for (_, previous_end), (start, _) in pairwise(ordered):
+    for (_, previous_end), (start, _) in pairwise(sorted(checked)):
         if start < previous_end:
-            raise ValueError("chart periods must not overlap")
-    return ordered
+            raise ValueError("periods must not overlap")
+    return checked
 
 
 def _period_index(column: Any, periods: Sequence[Period]) -> ColumnElement[int]:
+    """Which of ``periods`` (by position) ``column`` falls in; NULL for none."""
     return case(
         *((_in_period(column, start, end), index) for index, (start, end) in enumerate(periods)),
         else_=None,
     )
+
+
+def _in_any_period(column: Any, periods: Sequence[Period]) -> ColumnElement[bool]:
+    """``column`` within the span of ``periods`` (one range an index can serve)."""
+    return _in_period(column, min(start for start, _ in periods), max(end for _, end in periods))
 
 
 # --- the repository ------------------------------------------------------------------
@@ -485,37 +496,54 @@ class DigestRepository:
         self, service_ids: Sequence[int] | None, start: datetime, end: datetime
     ) -> PerService[ReportFigures]:
         """New, fixed and reopened reports, the time to fix, the backlog and overdue."""
-        _check_period(start, end)
-        new = await self._new_reports(service_ids, start, end)
-        fixed = await self._fixed_reports(service_ids, start, end)
-        reopened = await self._reopened_reports(service_ids, start, end)
-        backlog = await self._backlog(service_ids, end)
-        keys = _keys(service_ids, new, fixed, reopened, backlog)
+        (figures,) = await self.report_figures_for(service_ids, [(start, end)])
+        return figures
 
-        def figures(key: int | None) -> ReportFigures:
-            counts = new.get(key, {})
-            fixed_count, median = fixed.get(key, (0, None))
-            buckets, overdue = backlog.get(key, (Backlog(), 0))
+    async def report_figures_for(
+        self, service_ids: Sequence[int] | None, periods: Sequence[Period]
+    ) -> list[PerService[ReportFigures]]:
+        """:meth:`report_figures` of several periods, in their order.
+
+        Each statement reads the reports once for all the periods (a digest asks
+        for its period and the previous one): on a large table the scans, not the
+        arithmetic, are the cost.
+        """
+        periods = _check_periods(periods)
+        new = await self._new_reports(service_ids, periods)
+        fixed = await self._fixed_reports(service_ids, periods)
+        reopened = await self._reopened_reports(service_ids, periods)
+        backlog = await self._backlog(service_ids, [end for _, end in periods])
+        keys = _keys(service_ids, *new, *fixed, *reopened, *backlog)
+
+        def figures(index: int, key: int | None) -> ReportFigures:
+            counts = new[index].get(key, {})
+            fixed_count, median = fixed[index].get(key, (0, None))
+            buckets, overdue = backlog[index].get(key, (Backlog(), 0))
             return ReportFigures(
                 new=counts.get(("new", ""), 0),
                 by_category=_sorted_counts(counts, "category"),
                 by_status=_sorted_counts(counts, "status"),
                 fixed=fixed_count,
-                reopened=reopened.get(key, 0),
+                reopened=reopened[index].get(key, 0),
                 median_days_to_fix=median,
                 backlog=buckets,
                 overdue=overdue,
             )
 
-        return PerService(total=figures(None), services={key: figures(key) for key in keys})
+        return [
+            PerService(total=figures(index, None), services={k: figures(index, k) for k in keys})
+            for index in range(len(periods))
+        ]
 
     async def _new_reports(
-        self, service_ids: Sequence[int] | None, start: datetime, end: datetime
-    ) -> dict[int | None, dict[tuple[str, str], int]]:
-        # One scan groups the period's reports by (service, category, status); the
-        # small grouped set is then rolled up six ways in SQL.
+        self, service_ids: Sequence[int] | None, periods: Sequence[Period]
+    ) -> list[dict[int | None, dict[tuple[str, str], int]]]:
+        # One scan groups the periods' reports by (period, service, category,
+        # status); the small grouped set is then rolled up six ways in SQL.
+        period = _period_index(Report.created_at, periods)
         grouped = (
             select(
+                period.label("period"),
                 Report.service_id,
                 Category.code.label("category"),
                 Report.status,
@@ -523,8 +551,8 @@ class DigestRepository:
             )
             .join(Category, Category.id == Report.category_id)
             .where(_in_services(Report.service_id, service_ids))
-            .where(_in_period(Report.created_at, start, end))
-            .group_by(Report.service_id, Category.code, Report.status)
+            .where(_in_any_period(Report.created_at, periods), period.is_not(None))
+            .group_by(period, Report.service_id, Category.code, Report.status)
             .cte("new_reports")
         )
         total = func.sum(grouped.c.n).label("n")
@@ -536,100 +564,137 @@ class DigestRepository:
         ):
             key_column = (literal("") if key is None else key).label("key")
             kind_column = literal(kind).label("kind")
-            per_service = select(kind_column, grouped.c.service_id, key_column, total).group_by(
-                grouped.c.service_id, *([] if key is None else [key])
-            )
-            overall = select(kind_column, _no_service().label("service_id"), key_column, total)
-            if key is not None:
-                overall = overall.group_by(key)
-            parts += [per_service, overall]
+            by_key = [] if key is None else [key]
+            parts += [
+                select(
+                    kind_column, grouped.c.period, grouped.c.service_id, key_column, total
+                ).group_by(grouped.c.period, grouped.c.service_id, *by_key),
+                select(
+                    kind_column,
+                    grouped.c.period,
+                    _no_service().label("service_id"),
+                    key_column,
+                    total,
+                ).group_by(grouped.c.period, *by_key),
+            ]
         rows = (await self._session.execute(union_all(*parts))).all()
-        found: dict[int | None, dict[tuple[str, str], int]] = {}
+        found: list[dict[int | None, dict[tuple[str, str], int]]] = [{} for _ in periods]
         for row in rows:
             if row.n is not None:
-                found.setdefault(row.service_id, {})[(row.kind, row.key)] = int(row.n)
+                counts = found[row.period].setdefault(row.service_id, {})
+                counts[(row.kind, row.key)] = int(row.n)
         return found
 
     async def _fixed_reports(
-        self, service_ids: Sequence[int] | None, start: datetime, end: datetime
-    ) -> dict[int | None, tuple[int, float | None]]:
-        """(count, median days from report to fix) of reports fixed in the period."""
+        self, service_ids: Sequence[int] | None, periods: Sequence[Period]
+    ) -> list[dict[int | None, tuple[int, float | None]]]:
+        """(count, median days from report to fix) of reports fixed in each period."""
+        period = _period_index(Report.fixed_at, periods)
         # No index leads to fixed_at: scan the table once rather than walk the
         # service index with a lookup per report.
         conditions = and_(
             _in_services(_unindexed(Report.service_id), service_ids),
-            _in_period(Report.fixed_at, start, end),
+            _in_any_period(Report.fixed_at, periods),
+            period.is_not(None),
         )
         if self._postgresql:
             days = extract("epoch", Report.fixed_at - Report.created_at) / SECONDS_PER_DAY
             statement: Any = (
                 select(
+                    period.label("period"),
                     Report.service_id,
                     func.grouping(Report.service_id).label("is_total"),
                     func.count().label("n"),
                     func.percentile_cont(0.5).within_group(days).label("median"),
                 )
                 .where(conditions)
-                .group_by(func.grouping_sets(tuple_(Report.service_id), tuple_()))
+                .group_by(func.grouping_sets(tuple_(period, Report.service_id), tuple_(period)))
             )
         else:
-            statement = _sqlite_median_statement(conditions)
+            statement = _sqlite_median_statement(period, conditions)
         rows = (await self._session.execute(statement)).all()
-        return {
-            (None if row.is_total else row.service_id): (int(row.n), _float(row.median))
-            for row in rows
-            if row.n
-        }
+        found: list[dict[int | None, tuple[int, float | None]]] = [{} for _ in periods]
+        for row in rows:
+            if row.n:
+                key = None if row.is_total else row.service_id
+                found[row.period][key] = (int(row.n), _float(row.median))
+        return found
 
     async def _reopened_reports(
-        self, service_ids: Sequence[int] | None, start: datetime, end: datetime
-    ) -> dict[int | None, int]:
-        # IN, not a join: each report counts once however often it was reopened, and
-        # the few reopenings drive the lookups instead of every report of the services.
-        reopened = select(ReportEvent.report_id).where(
-            ReportEvent.kind == REOPENED, _in_period(ReportEvent.at, start, end)
-        )
-        grouped = (
-            select(Report.service_id, func.count().label("reopened"))
-            .where(Report.id.in_(reopened), _in_services(Report.service_id, service_ids))
-            .group_by(Report.service_id)
-        )
-        # A report belongs to one service, so the per-service counts add up.
-        rows = (await self._session.execute(_with_total(grouped, ["reopened"]))).all()
-        return {row.service_id: int(row.reopened) for row in rows}
+        self, service_ids: Sequence[int] | None, periods: Sequence[Period]
+    ) -> list[dict[int | None, int]]:
+        found = []
+        for start, end in periods:
+            # IN, not a join: each report counts once however often it was reopened,
+            # and the few reopenings drive the lookups, not every report of the
+            # services (one statement per period keeps that plan on SQLite).
+            reopened = select(ReportEvent.report_id).where(
+                ReportEvent.kind == REOPENED, _in_period(ReportEvent.at, start, end)
+            )
+            grouped = (
+                select(
+                    literal(0).label("period"),
+                    Report.service_id,
+                    func.count().label("reopened"),
+                )
+                .where(Report.id.in_(reopened), _in_services(Report.service_id, service_ids))
+                .group_by(Report.service_id)
+            )
+            # A report belongs to one service, so the per-service counts add up.
+            rows = (await self._session.execute(_with_total(grouped, ["reopened"]))).all()
+            found.append({row.service_id: int(row.reopened) for row in rows})
+        return found
 
     async def _backlog(
-        self, service_ids: Sequence[int] | None, end: datetime
-    ) -> dict[int | None, tuple[Backlog, int]]:
-        # Age buckets as bounds on created_at: a report is at most N whole days old
-        # at ``end`` exactly when it was made after ``end - (N + 1) days``. Plain
-        # comparisons work the same on both backends and need no date arithmetic.
+        self, service_ids: Sequence[int] | None, moments: Sequence[datetime]
+    ) -> list[dict[int | None, tuple[Backlog, int]]]:
+        """Open reports by age, and how many are overdue, at each of ``moments``.
+
+        One scan: each moment has its own filtered counts. Age buckets are bounds on
+        created_at: a report is at most N whole days old at ``moment`` exactly when
+        it was made after ``moment - (N + 1) days``. Plain comparisons work the same
+        on both backends and need no date arithmetic.
+        """
         counts: dict[str, ColumnElement[int]] = {}
-        for name, first, last in BACKLOG_BUCKETS:
-            conditions = []
-            if last is not None:
-                conditions.append(Report.created_at > end - timedelta(days=last + 1))
-            if first > 0:
-                conditions.append(Report.created_at <= end - timedelta(days=first))
-            counts[name] = func.count().filter(and_(*conditions))
-        counts["overdue"] = func.count().filter(Report.due_at < end)
+        for index, moment in enumerate(moments):
+            for name, first, last in BACKLOG_BUCKETS:
+                conditions = [_open_at(moment)]
+                if last is not None:
+                    conditions.append(Report.created_at > moment - timedelta(days=last + 1))
+                if first > 0:
+                    conditions.append(Report.created_at <= moment - timedelta(days=first))
+                counts[f"{name}_{index}"] = func.count().filter(and_(*conditions))
+            counts[f"overdue_{index}"] = func.count().filter(
+                _open_at(moment), Report.due_at < moment
+            )
         service = _unindexed(Report.service_id)
+        latest = max(moments)
         grouped = (
             select(
+                literal(0).label("period"),
                 service.label("service_id"),
                 *(value.label(name) for name, value in counts.items()),
             )
-            .where(_in_services(service, service_ids), _open_at(end))
+            # Nearly every report was made before the end: a scan beats the index.
+            .where(_in_services(service, service_ids), _unindexed(Report.created_at) < latest)
             .group_by(service)
         )
         rows = (await self._session.execute(_with_total(grouped, list(counts)))).all()
-        return {
-            row.service_id: (
-                Backlog(**{name: int(getattr(row, name)) for name, _, _ in BACKLOG_BUCKETS}),
-                int(row.overdue),
-            )
-            for row in rows
-        }
+        return [
+            {
+                row.service_id: (
+                    Backlog(
+                        **{
+                            name: int(getattr(row, f"{name}_{index}"))
+                            for name, _, _ in BACKLOG_BUCKETS
+                        }
+                    ),
+                    int(getattr(row, f"overdue_{index}")),
+                )
+                for row in rows
+            }
+            for index in range(len(moments))
+        ]
 
     # Satisfaction
 
@@ -637,7 +702,14 @@ class DigestRepository:
         self, service_ids: Sequence[int] | None, start: datetime, end: datetime
     ) -> PerService[SatisfactionFigures]:
         """CSAT, mean overall score, the five drivers, effort and NPS of the period."""
-        _check_period(start, end)
+        (figures,) = await self.satisfaction_for(service_ids, [(start, end)])
+        return figures
+
+    async def satisfaction_for(
+        self, service_ids: Sequence[int] | None, periods: Sequence[Period]
+    ) -> list[PerService[SatisfactionFigures]]:
+        """:meth:`satisfaction` of several periods in one statement, in their order."""
+        periods = _check_periods(periods)
         measures = _measures()
         sums: list[ColumnElement[Any]] = [func.count().label("ratings")]
         for name, expression in measures.items():
@@ -645,22 +717,25 @@ class DigestRepository:
                 func.sum(expression).label(f"{name}_sum"),
                 func.count(expression).label(f"{name}_n"),
             ]
+        period = _period_index(Rating.created_at, periods)
         grouped = (
-            select(Rating.service_id, *sums)
+            select(period.label("period"), Rating.service_id, *sums)
             .where(_in_services(Rating.service_id, service_ids))
-            .where(_in_period(Rating.created_at, start, end))
-            .group_by(Rating.service_id)
+            .where(_in_any_period(Rating.created_at, periods), period.is_not(None))
+            .group_by(period, Rating.service_id)
         )
         rolled = _with_total(grouped, [column.name for column in sums]).subquery("rolled")
         statement = select(
+            rolled.c.period,
             rolled.c.service_id,
             rolled.c.ratings,
             rolled.c.nps_n,
             *(_ratio(rolled.c[f"{n}_sum"], rolled.c[f"{n}_n"]).label(n) for n in measures),
         )
         rows = (await self._session.execute(statement)).all()
-        found = {
-            row.service_id: SatisfactionFigures(
+        found: list[dict[int | None, SatisfactionFigures]] = [{} for _ in periods]
+        for row in rows:
+            found[row.period][row.service_id] = SatisfactionFigures(
                 ratings=_int(row.ratings),
                 csat=_float(row.csat),
                 mean_overall=_float(row.overall),
@@ -669,9 +744,7 @@ class DigestRepository:
                 nps=_float(row.nps),
                 nps_answers=_int(row.nps_n),
             )
-            for row in rows
-        }
-        return _per_service(service_ids, found, SatisfactionFigures())
+        return [_per_service(service_ids, figures, SatisfactionFigures()) for figures in found]
 
     async def recent_comments(
         self,
@@ -753,40 +826,34 @@ class DigestRepository:
     ) -> dict[int | None, tuple[RespondentCell, ...]]:
         dimension = RESPONDENT_DIMENSIONS[name]
         value = dimension.value().label("value")
-        # Group by person first: the people of a cell are then its rows, and the
-        # total's distinct people are counted over this smaller set.
-        by_person = select(
-            Rating.service_id,
-            value,
-            Rating.citizen_id,
-            func.count().label("n"),
-            func.sum(_satisfied()).label("satisfied"),
-        )
-        if dimension.join is not None:
-            by_person = dimension.join(by_person)
-        people_cte = (
-            by_person.where(_in_services(Rating.service_id, service_ids))
-            .where(_in_period(Rating.created_at, start, end))
-            .group_by(Rating.service_id, value, Rating.citizen_id)
-            .cte("by_person")
-        )
-        c = people_cte.c
-        cells = union_all(
-            select(
-                c.service_id,
-                c.value,
-                func.count(c.citizen_id).label("people"),
-                func.sum(c.n).label("ratings"),
-                func.sum(c.satisfied).label("satisfied"),
-            ).group_by(c.service_id, c.value),
-            select(
-                _no_service().label("service_id"),
-                c.value,
-                func.count(distinct(c.citizen_id)).label("people"),
-                func.sum(c.n).label("ratings"),
-                func.sum(c.satisfied).label("satisfied"),
-            ).group_by(c.value),
-        ).subquery("cells")
+
+        def counted(*keys: Any) -> AnySelect:
+            statement = select(
+                *keys,
+                func.count(distinct(Rating.citizen_id)).label("people"),
+                func.count().label("ratings"),
+                func.sum(_satisfied()).label("satisfied"),
+            )
+            if dimension.join is not None:
+                statement = dimension.join(statement)
+            return statement.where(_in_services(Rating.service_id, service_ids)).where(
+                _in_period(Rating.created_at, start, end)
+            )
+
+        # Distinct people cannot be summed across services, so the total is counted
+        # from the rows too: in the same scan with GROUPING SETS on PostgreSQL, in a
+        # second one on SQLite (which has no grouping sets).
+        if self._postgresql:
+            cells = (
+                counted(Rating.service_id, value)
+                .group_by(func.grouping_sets(tuple_(Rating.service_id, value), tuple_(value)))
+                .subquery("cells")
+            )
+        else:
+            cells = union_all(
+                counted(Rating.service_id, value).group_by(Rating.service_id, value),
+                counted(_no_service().label("service_id"), value).group_by(value),
+            ).subquery("cells")
         shown = cells.c.people >= min_cell
         statement = select(
             cells.c.service_id,
@@ -795,7 +862,14 @@ class DigestRepository:
             case((shown, cells.c.people), else_=None).label("people"),
             case((shown, cells.c.ratings), else_=None).label("ratings"),
             case((shown, _ratio(cells.c.satisfied, cells.c.ratings)), else_=None).label("csat"),
-        ).order_by(cells.c.service_id, cells.c.people.desc(), cells.c.value)
+        ).order_by(
+            cells.c.service_id,
+            # Shown cells by size; hidden ones by value only, as their order would
+            # tell which small count is larger.
+            shown.desc(),
+            case((shown, cells.c.people), else_=None).desc(),
+            cells.c.value,
+        )
         rows = (await self._session.execute(statement)).all()
         found: dict[int | None, list[RespondentCell]] = {}
         for row in rows:
@@ -865,7 +939,7 @@ class DigestRepository:
         One statement: each table is read once over the whole span and its rows
         are bucketed into the periods with ``CASE``. Periods must not overlap.
         """
-        ordered = _ordered_periods(periods)
+        ordered = sorted(_check_periods(periods))
         if not ordered:
             return ()
         first, last = ordered[0][0], ordered[-1][1]
@@ -1038,35 +1112,43 @@ class DigestRepository:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _sqlite_median_statement(conditions: ColumnElement[bool]) -> AnySelect:
-    """Per-service and overall (count, median days to fix) on SQLite, in SQL.
+def _sqlite_median_statement(
+    period: ColumnElement[int], conditions: ColumnElement[bool]
+) -> AnySelect:
+    """Per period, per service and overall: (count, median days to fix) on SQLite.
 
-    SQLite has no ``percentile_cont``: each row is ranked within its service and
-    overall, and the median is the mean of the one or two middle ranks.
+    SQLite has no ``percentile_cont``: each row is ranked within its period and
+    service, and within its period, and the median is the mean of the one or two
+    middle ranks.
     """
     days = (func.julianday(Report.fixed_at) - func.julianday(Report.created_at)).label("days")
-    fixed = select(Report.service_id, days).where(conditions).cte("fixed")
+    fixed = select(period.label("period"), Report.service_id, days).where(conditions).cte("fixed")
     per_service = select(
+        fixed.c.period,
         fixed.c.service_id,
         fixed.c.days,
-        func.row_number().over(partition_by=fixed.c.service_id, order_by=fixed.c.days).label("rn"),
-        func.count().over(partition_by=fixed.c.service_id).label("n"),
+        func.row_number()
+        .over(partition_by=(fixed.c.period, fixed.c.service_id), order_by=fixed.c.days)
+        .label("rn"),
+        func.count().over(partition_by=(fixed.c.period, fixed.c.service_id)).label("n"),
     )
     overall = select(
+        fixed.c.period,
         _no_service().label("service_id"),
         fixed.c.days,
-        func.row_number().over(order_by=fixed.c.days).label("rn"),
-        func.count().over().label("n"),
+        func.row_number().over(partition_by=fixed.c.period, order_by=fixed.c.days).label("rn"),
+        func.count().over(partition_by=fixed.c.period).label("n"),
     )
     ranked = union_all(per_service, overall).subquery("ranked")
     # Floor division: the middle rank, or the two middle ranks of an even count.
     middle = ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2])
     return select(
+        ranked.c.period,
         ranked.c.service_id,
         ranked.c.service_id.is_(None).label("is_total"),
         func.max(ranked.c.n).label("n"),
         func.avg(ranked.c.days).filter(middle).label("median"),
-    ).group_by(ranked.c.service_id)
+    ).group_by(ranked.c.period, ranked.c.service_id)
 
 
 def _texts(document: Any) -> dict[str, str]:

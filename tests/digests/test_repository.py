@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import Database, UnitOfWork
+from storage.models import Rating, Report
 from storage.repositories.digests import (
     Backlog,
     Breakdown,
@@ -16,6 +19,7 @@ from storage.repositories.digests import (
     RespondentCell,
     SatisfactionFigures,
     VolunteeringFigures,
+    _unindexed,
 )
 from tests.digests.seed import END, PREVIOUS_START, START, World, seed_world
 
@@ -305,13 +309,44 @@ async def test_empty_database_gives_empty_figures(database: Database) -> None:
 
 
 def test_full_scans_are_asked_of_sqlite_with_a_unary_plus() -> None:
-    from sqlalchemy import select
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    from storage.models import Report
-    from storage.repositories.digests import _unindexed
-
     statement = select(_unindexed(Report.service_id)).where(_unindexed(Report.created_at) < END)
     assert "+reports.service_id" in str(statement.compile(dialect=sqlite.dialect()))
     rendered = str(statement.compile(dialect=postgresql.dialect()))
     assert "+reports" not in rendered and "FROM reports" in rendered
+
+
+async def test_hidden_cells_are_ordered_by_value_not_by_their_size(
+    seeded: tuple[UnitOfWork, World],
+) -> None:
+    uow, world = seeded
+    await uow.session.execute(
+        insert(Rating).values(
+            citizen_id=world.citizens["c9"],
+            service_id=world.roads,
+            overall=3,
+            language="de",
+            created_at=START,
+        )
+    )
+    respondents = await DigestRepository(uow.session).respondents(ids(world), START, END)
+    # French has 4 people and German 1: sorting hidden cells by size would tell.
+    assert [(c.value, c.hidden) for c in respondents.total[0].cells] == [
+        ("en", False),
+        ("de", True),
+        ("fr", True),
+    ]
+
+
+async def test_several_periods_at_once_equal_one_at_a_time(
+    seeded: tuple[UnitOfWork, World],
+) -> None:
+    uow, world = seeded
+    repository = DigestRepository(uow.session)
+    periods = [(START, END), (PREVIOUS_START, START)]
+    reports = await repository.report_figures_for(ids(world), periods)
+    satisfaction = await repository.satisfaction_for(ids(world), periods)
+    for index, (start, end) in enumerate(periods):
+        assert reports[index] == await repository.report_figures(ids(world), start, end)
+        assert satisfaction[index] == await repository.satisfaction(ids(world), start, end)
+    with pytest.raises(ValueError, match="overlap"):
+        await repository.report_figures_for(None, [(PREVIOUS_START, END), (START, END)])
