@@ -1,7 +1,4 @@
-"""Texts for citizens other than the one who wrote: rendered in each one's language.
-
-Issue 4's outbox will carry these; today they are sent right after the commit.
-"""
+"""Texts for citizens other than the one who wrote, in each one's language, via the outbox."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 
 from bot.i18n import Translator
+from bot.usecases.notify import send_later
 from storage.db import UnitOfWork
 from storage.repositories.volunteering import PromotedSignup
 
@@ -22,18 +20,20 @@ def local_time(moment: datetime, language: str, timezone: ZoneInfo) -> str:
     return format_datetime(moment.astimezone(timezone), "EEE d MMM, HH:mm", locale=language)
 
 
-async def promotion_notices(
+async def queue_promotion_notices(
     uow: UnitOfWork,
     translator: Translator,
     timezone: ZoneInfo,
     promoted: Iterable[PromotedSignup],
-) -> list[tuple[int, str]]:
-    """A "place opened for you" for each volunteer moved up from a waiting list."""
-    notices = []
+    *,
+    now: datetime,
+) -> int:
+    """Tell each volunteer moved up from a waiting list, through the outbox."""
+    told = 0
     for item in promoted:
         citizen = await uow.repos.citizens.by_id(item.citizen_id)
         opportunity = await uow.repos.volunteering.opportunity_by_id(item.opportunity_id)
-        if citizen is None or citizen.telegram_id is None or opportunity is None:
+        if citizen is None or opportunity is None:
             continue
         language = citizen.language
         title = opportunity.titles.get(language) or next(iter(opportunity.titles.values()), "")
@@ -44,5 +44,7 @@ async def promotion_notices(
             when=local_time(opportunity.starts_at, language, timezone),
             place=opportunity.place,
         )
-        notices.append((citizen.telegram_id, text))
-    return notices
+        told += await send_later(
+            uow, citizen, text, kind="promotion", key=f"promoted:{item.signup_id}", now=now
+        )
+    return told

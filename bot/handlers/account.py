@@ -19,7 +19,7 @@ from babel.dates import format_date
 
 from bot.i18n import Translator
 from bot.keyboards import yes_no
-from bot.notices import local_time, promotion_notices
+from bot.notices import local_time, queue_promotion_notices
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.usecases.account import (
@@ -170,8 +170,9 @@ def build_account_router() -> Router:
         out.add(query.answer(t.text(lang, "shifts.cancelled")))
         out.add(SendMessage(chat_id=query.from_user.id, text=t.text(lang, "shifts.cancelled")))
         if promoted is not None:
-            for chat_id, text in await promotion_notices(uow, t, _zone(services), [promoted]):
-                out.add(SendMessage(chat_id=chat_id, text=text))
+            now = services.clock.now()
+            await queue_promotion_notices(uow, t, _zone(services), [promoted], now=now)
+            services.signals.outbox_pending.set()
 
     @router.message(Command("mydata"))
     async def mydata(
@@ -219,7 +220,7 @@ def build_account_router() -> Router:
             return
         promoted = await erase_citizen(uow, citizen, now=services.clock.now())
         out.add(SendMessage(chat_id=chat_id, text=t.text(lang, "forget.done")))
-        for other, text in await promotion_notices(uow, t, _zone(services), promoted):
-            out.add(SendMessage(chat_id=other, text=text))
+        await queue_promotion_notices(uow, t, _zone(services), promoted, now=services.clock.now())
+        services.signals.outbox_pending.set()
 
     return router

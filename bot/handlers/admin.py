@@ -138,7 +138,8 @@ def build_admin_router() -> Router:
     return router
 
 
-STAFF_COMMANDS = (*ADMIN_COMMANDS, "reports", "report", "digest", "export", "broadcast")
+# "/report" stays out: without a reference it is the citizens' report flow.
+STAFF_COMMANDS = (*ADMIN_COMMANDS, "reports", "digest", "export", "broadcast")
 STAFF_BUTTON_PREFIXES = ("adm:", "mgr:")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import CallbackQuery, Message
@@ -50,7 +51,10 @@ def build_manager_router() -> Router:
     ) -> None:
         t = services.translator
         reference = (command.args or "").strip().split(" ")[0]
-        report = await uow.repos.reports.by_reference(reference) if reference else None
+        if not reference:
+            # A bare /report is the citizens' flow, for staff too.
+            raise SkipHandler
+        report = await uow.repos.reports.by_reference(reference)
         if report is None or not _may_handle(roles, report):
             out.add(message.answer(t.text(lang, "status.unknown", reference=reference[:20])))
             return

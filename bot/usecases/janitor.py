@@ -1,7 +1,8 @@
 """Idle conversations: one reminder, then the end.
 
 Each session is claimed by a conditional update, so with several instances on one
-database a citizen gets one reminder and one goodbye, never two.
+database a citizen gets one reminder and one goodbye, never two; both messages go
+through the outbox, written in the same transaction as the claim.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import contextlib
 import logging
 from typing import Any
 
-from aiogram import Bot
 from aiogram.methods import SendMessage, TelegramMethod
 
 from bot.conversation.render import render
+from bot.outbox import enqueue
 from bot.runtime.context import Services
-from bot.runtime.outgoing import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 class SessionJanitor:
     """Reminds citizens of a conversation left open, and closes it when it expires."""
 
-    def __init__(self, services: Services, bot: Bot) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
-        self._bot = bot
 
     async def run(self, stopping: asyncio.Event, *, interval: float = 60.0) -> None:
         """Look for due sessions every ``interval`` seconds until ``stopping``."""
@@ -44,15 +43,20 @@ class SessionJanitor:
         async with services.database.uow() as uow:
             due = await uow.repos.sessions.due(services.clock.now())
         for citizen_id, expired in due:
-            out = Outgoing()
             async with services.database.uow() as uow:
-                for method in await self._attend(uow, citizen_id, expired=expired):
-                    out.add(method)
-            refused = await out.flush(self._bot)
-            if refused:
-                async with services.database.uow() as uow:
-                    for chat_id in refused:
-                        await uow.repos.citizens.set_unreachable(chat_id, services.clock.now())
+                methods = await self._attend(uow, citizen_id, expired=expired)
+                citizen = await uow.repos.citizens.by_id(citizen_id)
+                if methods and citizen is not None and citizen.telegram_id is not None:
+                    await enqueue(
+                        uow,
+                        methods,
+                        chat_id=citizen.telegram_id,
+                        citizen_id=citizen_id,
+                        kind="session_expired" if expired else "session_nudge",
+                        now=services.clock.now(),
+                    )
+        if due:
+            services.signals.outbox_pending.set()
         return len(due)
 
     async def _attend(
