@@ -54,7 +54,7 @@ from dialogs.templates import TemplateError, placeholders
 EVENTS: Mapping[str, str] = {
     "report_created": "report",
     "report_fixed": "report",  # a manager set the status to fixed
-    "report_reopened": "report",  # the reporter said it is not (or only partly) fixed
+    "report_reopened": "report",  # open again: not (or partly) fixed, or reopened by staff
     "report_confirmed_fixed": "report",  # the reporter said it is fixed
     "signup_created": "signup",
     "shift_start": "signup",
