@@ -1,20 +1,181 @@
-"""The outbox: proactive messages waiting for the sender."""
+"""The outbox: proactive messages waiting for the sender, and the sender's bookkeeping.
+
+A row's life::
+
+    pending --claim--> claimed --attempt--> sending --> sent | failed | dropped
+       ^                  |                    |
+       |   (released)     |                    +--> retry (5xx, network, in doubt)
+       +------------------+                           |
+                                   retry --claim--> claimed ...
+
+``claimed`` rows are held by one worker (``claimed_by``) until ``lease_until`` and
+were not handed to Telegram yet: releasing them is always safe. ``sending`` rows
+were recorded *before* the Bot API call; only the returned message id turns them
+into ``sent``. A ``sending`` row whose lease ran out is therefore "in doubt": it
+may or may not have reached the citizen. It is resent once (``last_error`` starts
+with :data:`IN_DOUBT`, which later errors keep), and a row already in doubt that is
+left unconfirmed again is failed rather than sent a third time.
+
+Per chat, messages go out in their due order: a chat with a ``claimed``,
+``sending`` or ``retry`` row is *busy*, and none of its other rows is claimed until
+that one is settled. A sent row's ``not_before`` is moved to when its chat may get
+the next message (Telegram's per-chat limit), and until then other workers leave
+the chat alone: their own limiters never saw that send.
+
+All SQL here walks ``ix_outbox_messages_due`` (status, not_before, priority, id):
+claims read one status range in index order, and the busy chats are the short
+claimed/sending/retry ranges plus the sent rows whose ``not_before`` lies ahead.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutboxMessage
-from storage.repositories._dialect import insert_ignoring_conflicts
+from storage.models import Citizen, OutboxMessage
+from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
 
 PENDING = "pending"
+CLAIMED = "claimed"
+SENDING = "sending"
+RETRY = "retry"
+SENT = "sent"
+FAILED = "failed"
+DROPPED = "dropped"
+
+STATUSES = (PENDING, CLAIMED, SENDING, RETRY, SENT, FAILED, DROPPED)
+# Statuses that hold a chat: nothing else of that chat is claimed meanwhile.
+BUSY = (CLAIMED, SENDING, RETRY)
+# Statuses whose rows are still meant to be sent (and can be dropped).
+UNSENT = (PENDING, CLAIMED, RETRY)
+
+IN_DOUBT = "in doubt"
+"""Prefix of ``last_error`` for a message that may have been sent already."""
+
+ERROR_LENGTH = 200
+
+# Claims on PostgreSQL take this transaction-scoped advisory lock first. SKIP
+# LOCKED alone would let two instances, each not yet seeing the other's
+# uncommitted claim, take two different rows of one chat and send them at once.
+CLAIM_LOCK_KEY = 0x0B7B0C1A1
+
+
+_T: Table = OutboxMessage.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRecord:
+    """One outbox row as plain data."""
+
+    id: int
+    chat_id: int
+    citizen_id: int | None
+    kind: str
+    method: str
+    payload: dict[str, Any]
+    priority: int
+    status: str
+    not_before: datetime
+    attempts: int
+    last_error: str | None
+    lease_until: datetime | None
+    claimed_by: str | None
+    idempotency_key: str | None
+    broadcast_id: int | None
+    created_at: datetime
+    attempted_at: datetime | None
+    sent_at: datetime | None
+    telegram_message_id: int | None
+
+    @property
+    def in_doubt(self) -> bool:
+        """True when an earlier attempt may have reached Telegram unconfirmed."""
+        return (self.last_error or "").startswith(IN_DOUBT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedBatch:
+    """What one claim took: messages to send (in due order) and rows dropped instead."""
+
+    messages: list[OutboxRecord]
+    dropped: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovery:
+    """Rows taken back from workers whose lease ran out (or from this worker's past life).
+
+    ``released``: claimed but never attempted, queued again. ``in_doubt``: attempted
+    and never confirmed, queued for one resend. ``abandoned``: in doubt a second
+    time, failed without a resend.
+    """
+
+    released: list[int]
+    in_doubt: list[int]
+    abandoned: list[int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxStats:
+    """Counts by status, how many rows are due now and since when the oldest waits."""
+
+    counts: dict[str, int]
+    due: int
+    oldest_due: datetime | None
+
+    def count(self, status: str) -> int:
+        """Rows in ``status``."""
+        return self.counts.get(status, 0)
+
+
+_COLUMNS = tuple(column.name for column in _T.c)
+
+
+def _record(row: Row[Any]) -> OutboxRecord:
+    # Plain tuple access: a claim turns hundreds of rows into records at a time.
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["payload"] = dict(values["payload"] or {})
+    return OutboxRecord(**values)
+
+
+def _due_order(record: OutboxRecord) -> tuple[datetime, int, int]:
+    return record.not_before, record.priority, record.id
+
+
+def _error_keeping_doubt(error: str) -> Any:
+    """``last_error = error``, but a row in doubt stays recognisably in doubt."""
+    return case(
+        (_T.c.last_error.like(IN_DOUBT + "%"), f"{IN_DOUBT}; {error}"[:ERROR_LENGTH]),
+        else_=error[:ERROR_LENGTH],
+    )
+
+
+def _lease_expired(now: datetime, worker_id: str | None) -> Any:
+    expired = or_(_T.c.lease_until.is_(None), _T.c.lease_until < now)
+    return expired if worker_id is None else or_(expired, _T.c.claimed_by == worker_id)
 
 
 class OutboxRepository:
-    """Writes messages to the outbox (the sender's side grows in bot/outbox)."""
+    """Queues messages and keeps the sender's claims, attempts and outcomes."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -55,3 +216,370 @@ class OutboxRepository:
         result = await self._session.execute(statement)
         new_id = result.scalar()
         return None if new_id is None else int(new_id)
+
+    # --- the sender's side -------------------------------------------------------------
+
+    async def claim_due(
+        self,
+        *,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        per_chat_limit: int | None = None,
+    ) -> ClaimedBatch:
+        """Take up to ``limit`` due messages of chats nobody holds, for ``worker_id``.
+
+        Retries come first, then pending rows, each in (not_before, priority, id)
+        order; a chat gets at most ``per_chat_limit`` rows per claim. Rows for
+        citizens who stopped proactive messages or blocked the bot are dropped here
+        instead of claimed. Atomic across instances: PostgreSQL serialises claims with
+        an advisory lock and skips rows locked by other writers (``FOR UPDATE SKIP
+        LOCKED``); SQLite has one writer at a time and the update re-checks the status
+        (compare-and-set).
+        """
+        if limit <= 0:
+            return ClaimedBatch(messages=[])
+        postgres = dialect_name(self._session) == "postgresql"
+        if postgres:
+            await self._session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+        claimed: list[OutboxRecord] = []
+        dropped: list[int] = []
+        # A chat's retry row is the one that holds it, so only claimed/sending block it.
+        for status, busy in ((RETRY, (CLAIMED, SENDING)), (PENDING, BUSY)):
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            holders, resting = _T.alias("holders"), _T.alias("resting")
+            query = (
+                select(_T.c.id, _T.c.chat_id, _T.c.citizen_id)
+                .where(
+                    _T.c.status == status,
+                    _T.c.not_before <= now,
+                    _T.c.chat_id.not_in(
+                        select(holders.c.chat_id).where(holders.c.status.in_(busy))
+                    ),
+                    _T.c.chat_id.not_in(
+                        select(resting.c.chat_id).where(
+                            resting.c.status == SENT,
+                            resting.c.not_before > now,
+                            or_(resting.c.claimed_by.is_(None), resting.c.claimed_by != worker_id),
+                        )
+                    ),
+                )
+                .order_by(_T.c.not_before, _T.c.priority, _T.c.id)
+                .limit(room)
+            )
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            candidates = (await self._session.execute(query)).all()
+            if not candidates:
+                continue
+            quiet = await self._quiet_citizens({row.citizen_id for row in candidates})
+            keep: list[int] = []
+            per_chat: Counter[int] = Counter()
+            for row in candidates:
+                if row.citizen_id in quiet:
+                    continue
+                per_chat[row.chat_id] += 1
+                if per_chat_limit is None or per_chat[row.chat_id] <= per_chat_limit:
+                    keep.append(row.id)
+            dropped += await self._drop_quiet(
+                [row.id for row in candidates if row.citizen_id in quiet], quiet, status
+            )
+            if keep:
+                result = await self._session.execute(
+                    update(_T)
+                    .where(_T.c.id.in_(keep), _T.c.status == status)
+                    .values(status=CLAIMED, claimed_by=worker_id, lease_until=lease_until)
+                    .returning(*_T.c)
+                )
+                claimed += [_record(row) for row in result.all()]
+        claimed.sort(key=_due_order)
+        return ClaimedBatch(messages=claimed, dropped=sorted(dropped))
+
+    async def _quiet_citizens(self, citizen_ids: set[int | None]) -> dict[int, str]:
+        """Of these citizens, those not to be written to, with why."""
+        wanted = [citizen_id for citizen_id in citizen_ids if citizen_id is not None]
+        if not wanted:
+            return {}
+        result = await self._session.execute(
+            select(Citizen.id, Citizen.stopped_at, Citizen.unreachable_at).where(
+                Citizen.id.in_(wanted),
+                or_(Citizen.stopped_at.is_not(None), Citizen.unreachable_at.is_not(None)),
+            )
+        )
+        return {
+            int(citizen_id): "citizen blocked the bot" if unreachable else "citizen stopped"
+            for citizen_id, _stopped, unreachable in result.all()
+        }
+
+    async def _drop_quiet(self, ids: list[int], quiet: Mapping[int, str], status: str) -> list[int]:
+        if not ids:
+            return []
+        reason = case(
+            *((_T.c.citizen_id == citizen_id, why) for citizen_id, why in quiet.items()),
+            else_="citizen not reachable",
+        )
+        result = await self._session.execute(
+            update(_T)
+            .where(_T.c.id.in_(ids), _T.c.status == status)
+            .values(status=DROPPED, last_error=reason, lease_until=None)
+            .returning(_T.c.id)
+        )
+        return [int(row_id) for row_id in result.scalars().all()]
+
+    async def mark_attempts(
+        self, ids: Sequence[int], *, worker_id: str, now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """Record, before calling Telegram, that these claimed rows are being sent.
+
+        Returns the ids this worker still held (a row whose lease another instance
+        took over is left alone and must not be sent).
+        """
+        if not ids:
+            return set()
+        result = await self._session.execute(
+            update(_T)
+            .where(_T.c.id.in_(ids), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
+            .values(
+                status=SENDING,
+                attempts=_T.c.attempts + 1,
+                attempted_at=now,
+                lease_until=lease_until,
+            )
+            .returning(_T.c.id)
+        )
+        return {int(row_id) for row_id in result.scalars().all()}
+
+    async def mark_sent(
+        self,
+        sent: Mapping[int, int | None],
+        *,
+        worker_id: str,
+        now: datetime,
+        chat_gap: timedelta = timedelta(0),
+        group_gap: timedelta = timedelta(0),
+    ) -> set[int]:
+        """Record Telegram's message ids for attempts this worker made; returns the ids marked.
+
+        ``not_before`` becomes ``now`` plus the gap a private chat (``chat_gap``) or
+        a group (``group_gap``) needs before its next message, which other workers
+        respect. A row that lease recovery already queued for an in-doubt resend,
+        and that no one has claimed yet, is marked sent too: the confirmation
+        arrived in time to spare the citizen a duplicate.
+        """
+        if not sent:
+            return set()
+        claimable = or_(
+            and_(_T.c.status == SENDING, _T.c.claimed_by == worker_id),
+            and_(_T.c.status == RETRY, _T.c.last_error.like(IN_DOUBT + "%")),
+        )
+        values: dict[str, Any] = {
+            "status": SENT,
+            "sent_at": now,
+            "not_before": case((_T.c.chat_id < 0, now + group_gap), else_=now + chat_gap),
+            "lease_until": None,
+        }
+        if dialect_name(self._session) == "postgresql":
+            # One statement: the message ids come in as two arrays joined to the rows.
+            numbered = (
+                func.unnest(
+                    literal(list(sent), ARRAY(BigInteger)),
+                    literal(list(sent.values()), ARRAY(BigInteger)),
+                )
+                .table_valued("row_id", "message_id")
+                .render_derived(name="numbered")
+            )
+            result = await self._session.execute(
+                update(_T)
+                .where(_T.c.id == numbered.c.row_id, claimable)
+                .values(**values, telegram_message_id=numbered.c.message_id)
+                .returning(_T.c.id)
+            )
+            return {int(row_id) for row_id in result.scalars().all()}
+        result = await self._session.execute(
+            update(_T).where(_T.c.id.in_(list(sent)), claimable).values(**values).returning(_T.c.id)
+        )
+        marked = {int(row_id) for row_id in result.scalars().all()}
+        # SQLite runs one statement for many rows in a C loop (executemany).
+        numbered_rows = [
+            {"row_id": row_id, "message_id": message_id}
+            for row_id, message_id in sent.items()
+            if message_id is not None and row_id in marked
+        ]
+        if numbered_rows:
+            await self._session.execute(
+                update(_T)
+                .where(_T.c.id == bindparam("row_id"))
+                .values(telegram_message_id=bindparam("message_id")),
+                numbered_rows,
+            )
+        return marked
+
+    async def mark_retry(
+        self,
+        message_id: int,
+        *,
+        worker_id: str,
+        not_before: datetime,
+        error: str,
+        count_attempt: bool = True,
+        in_doubt: bool = False,
+    ) -> bool:
+        """Send this attempted row again at ``not_before``; it keeps holding its chat.
+
+        ``count_attempt=False`` when Telegram refused before sending (429, a
+        revoked token): that attempt does not count toward the limit. ``in_doubt``
+        when the attempt may have reached Telegram (a timeout, a dropped connection).
+        """
+        if in_doubt:
+            last_error: Any = f"{IN_DOUBT}: {error}"[:ERROR_LENGTH]
+        else:
+            last_error = _error_keeping_doubt(error)
+        result = await self._session.execute(
+            update(_T)
+            .where(_T.c.id == message_id, _T.c.status == SENDING, _T.c.claimed_by == worker_id)
+            .values(
+                status=RETRY,
+                not_before=not_before,
+                last_error=last_error,
+                attempts=_T.c.attempts if count_attempt else _T.c.attempts - 1,
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_failed(self, message_id: int, *, worker_id: str, error: str) -> bool:
+        """Give up on a row this worker holds (a permanent error, or out of attempts)."""
+        result = await self._session.execute(
+            update(_T)
+            .where(
+                _T.c.id == message_id,
+                _T.c.status.in_((CLAIMED, SENDING)),
+                _T.c.claimed_by == worker_id,
+            )
+            .values(status=FAILED, last_error=_error_keeping_doubt(error), lease_until=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_dropped(self, message_id: int, *, worker_id: str, reason: str) -> bool:
+        """Drop a row this worker holds instead of sending it (its chat refused us)."""
+        result = await self._session.execute(
+            update(_T)
+            .where(
+                _T.c.id == message_id,
+                _T.c.status.in_((CLAIMED, SENDING)),
+                _T.c.claimed_by == worker_id,
+            )
+            .values(status=DROPPED, last_error=reason[:ERROR_LENGTH], lease_until=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def drop_chat(self, chat_id: int, *, reason: str) -> list[int]:
+        """Drop every unsent row of a chat that refused the bot; returns their ids.
+
+        Rows being sent right now are left to their sender.
+        """
+        result = await self._session.execute(
+            update(_T)
+            .where(_T.c.status.in_(UNSENT), _T.c.chat_id == chat_id)
+            .values(status=DROPPED, last_error=reason[:ERROR_LENGTH], lease_until=None)
+            .returning(_T.c.id)
+        )
+        return sorted(int(row_id) for row_id in result.scalars().all())
+
+    async def release(self, ids: Iterable[int], *, worker_id: str) -> int:
+        """Hand back claimed rows this worker will not attempt (stopping, chat held up)."""
+        wanted = list(ids)
+        if not wanted:
+            return 0
+        result = await self._session.execute(
+            update(_T)
+            .where(_T.c.id.in_(wanted), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
+            .values(
+                status=case((_T.c.attempts > 0, RETRY), else_=PENDING),
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def recover_expired(self, *, now: datetime, worker_id: str | None = None) -> Recovery:
+        """Take back rows whose lease ran out; with ``worker_id``, also all of that worker's.
+
+        Pass ``worker_id`` only at start-up, for this worker's previous life: its
+        claims are then known to be dead without waiting for their leases.
+        """
+        expired = _lease_expired(now, worker_id)
+        released = await self._session.execute(
+            update(_T)
+            .where(_T.c.status == CLAIMED, expired)
+            .values(
+                status=case((_T.c.attempts > 0, RETRY), else_=PENDING),
+                claimed_by=None,
+                lease_until=None,
+            )
+            .returning(_T.c.id)
+        )
+        abandoned = await self._session.execute(
+            update(_T)
+            .where(_T.c.status == SENDING, expired, _T.c.last_error.like(IN_DOUBT + "%"))
+            .values(
+                status=FAILED,
+                last_error=f"{IN_DOUBT} twice: not resent",
+                claimed_by=None,
+                lease_until=None,
+            )
+            .returning(_T.c.id)
+        )
+        in_doubt = await self._session.execute(
+            update(_T)
+            .where(_T.c.status == SENDING, expired)
+            .values(
+                status=RETRY,
+                not_before=now,
+                last_error=f"{IN_DOUBT}: attempt never confirmed (lease expired); resent once",
+                claimed_by=None,
+                lease_until=None,
+            )
+            .returning(_T.c.id)
+        )
+        return Recovery(
+            released=sorted(int(i) for i in released.scalars().all()),
+            in_doubt=sorted(int(i) for i in in_doubt.scalars().all()),
+            abandoned=sorted(int(i) for i in abandoned.scalars().all()),
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def message(self, message_id: int) -> OutboxRecord | None:
+        """One row, whatever its status."""
+        result = await self._session.execute(select(*_T.c).where(_T.c.id == message_id))
+        row = result.first()
+        return None if row is None else _record(row)
+
+    async def messages(self, ids: Iterable[int]) -> list[OutboxRecord]:
+        """Several rows by id, in id order."""
+        wanted = list(ids)
+        if not wanted:
+            return []
+        result = await self._session.execute(
+            select(*_T.c).where(_T.c.id.in_(wanted)).order_by(_T.c.id)
+        )
+        return [_record(row) for row in result.all()]
+
+    async def stats(self, now: datetime) -> OutboxStats:
+        """Counts by status and the backlog of due rows, for health checks and the CLI."""
+        counts_result = await self._session.execute(
+            select(_T.c.status, func.count()).group_by(_T.c.status)
+        )
+        counts = {str(status): int(count) for status, count in counts_result.all()}
+        due_result = await self._session.execute(
+            select(func.count(), func.min(_T.c.not_before)).where(
+                _T.c.status.in_((PENDING, RETRY)), _T.c.not_before <= now
+            )
+        )
+        due, oldest = due_result.one()
+        return OutboxStats(counts=counts, due=int(due or 0), oldest_due=oldest)
