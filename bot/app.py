@@ -33,6 +33,7 @@ from bot.conversation.service import Conversations
 from bot.followups.runner import FollowUpRunner
 from bot.handlers import include_routers
 from bot.i18n import Translator
+from bot.outbox.sender import OutboxSender
 from bot.runtime.context import Services
 from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
@@ -292,8 +293,9 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
         worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
         for name, worker in (
             ("photos", PhotoFetcher(runtime.services, runtime.bot)),
-            ("sessions", SessionJanitor(runtime.services, runtime.bot)),
+            ("sessions", SessionJanitor(runtime.services)),
             ("followups", FollowUpRunner(runtime.services, worker_id=worker_id)),
+            ("outbox", OutboxSender(runtime.services, runtime.bot, worker_id=worker_id)),
         ):
             background.append(asyncio.create_task(worker.run(stopping), name=name))
         await runtime.inbox.recover()

@@ -19,7 +19,7 @@ CITIZEN = {"id": 9503, "first_name": "Cy", "language_code": "fr"}
 def test_every_admin_handler_sits_behind_the_role_filter() -> None:
     router: Router = build_admin_router()
     for observer in (router.message, router.callback_query):
-        names = [type(f.callback).__name__ for f in observer._handler.filters or []]  # noqa: SLF001
+        names = [type(f.callback).__name__ for f in observer._handler.filters or []]
         assert "RequireRole" in names, observer
     assert set(ADMIN_COMMANDS) <= set(STAFF_COMMANDS)
 

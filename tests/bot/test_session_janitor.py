@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import ManualClock
+from bot.outbox.sender import OutboxSender
 from bot.usecases.janitor import SessionJanitor
 from tests.support.citizen import Citizen
 from tests.support.emulator import EmulatorServer
@@ -18,7 +19,8 @@ async def test_an_idle_report_is_nudged_once_then_closed(
 ) -> None:
     clock = ManualClock()
     async with running_bot(database_url, emulator_server.url, clock) as runtime:
-        janitor = SessionJanitor(runtime.services, runtime.bot)
+        janitor = SessionJanitor(runtime.services)
+        sender = OutboxSender(runtime.services, runtime.bot, worker_id="test")
         citizen = Citizen(emulator_server.client, USER)
         await citizen.send("/report", expect="What would you like to report")
         await citizen.tap("💡 Street lighting", expect="Where is it")
@@ -27,6 +29,7 @@ async def test_an_idle_report_is_nudged_once_then_closed(
         assert await janitor.sweep() == 0
         clock.advance(timedelta(hours=2))
         assert await janitor.sweep() == 1
+        await deliver(sender, clock)
         await emulator_server.client.wait_for_bot_message(
             USER["id"],
             predicate=lambda m: "Still there?" in m.content and "Where is it" in m.content,
@@ -35,6 +38,7 @@ async def test_an_idle_report_is_nudged_once_then_closed(
 
         clock.advance(timedelta(days=3))
         assert await janitor.sweep() == 1
+        await deliver(sender, clock)
         await emulator_server.client.wait_for_bot_message(
             USER["id"], predicate=lambda m: "was closed after a long pause" in m.content
         )
@@ -42,3 +46,10 @@ async def test_an_idle_report_is_nudged_once_then_closed(
             citizen_record = await uow.repos.citizens.by_telegram_id(USER["id"])
             assert citizen_record is not None
             assert await uow.repos.sessions.get(citizen_record.id) is None
+
+
+async def deliver(sender: OutboxSender, clock: ManualClock) -> None:
+    """Drain the outbox, letting the (manual) clock pass the 1-per-second chat pacing."""
+    for _ in range(4):
+        await sender.drain_once()
+        clock.advance(timedelta(seconds=2))
