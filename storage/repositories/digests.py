@@ -7,10 +7,16 @@ statement, with ``UNION ALL``. Only figures that cannot be rolled up that way ar
 computed from the rows twice: medians (``percentile_cont`` with ``GROUPING SETS`` on
 PostgreSQL, a ``row_number()`` window on SQLite) and counts of distinct people.
 
-Periods are half-open, ``[start, end)``, in UTC. ``service_ids=None`` means every
-service; callers that know the list should pass it, because the
-``(service_id, created_at)`` indexes serve an ``IN`` list one range scan per service
-where no list means a scan of the whole table.
+Periods are half-open, ``[start, end)``, in UTC; the ``*_for`` methods take several
+(non-overlapping) periods at once. ``service_ids=None`` means every service; callers
+that know the list should pass it, because the ``(service_id, created_at)`` indexes
+serve an ``IN`` list with one range scan per service where no list means a scan of
+the whole table.
+
+"Open at a moment" is judged by timestamps (made before it, neither fixed nor
+closed before it), so past periods are described as they were; ``fixed`` uses a
+report's latest ``fixed_at``. Reopening a report should therefore clear
+``fixed_at``; otherwise a report fixed, then reopened, is left out of the backlog.
 """
 
 from __future__ import annotations
@@ -502,11 +508,12 @@ class DigestRepository:
     async def report_figures_for(
         self, service_ids: Sequence[int] | None, periods: Sequence[Period]
     ) -> list[PerService[ReportFigures]]:
-        """:meth:`report_figures` of several periods, in their order.
+        """:meth:`report_figures` of several periods (which must not overlap), in order.
 
-        Each statement reads the reports once for all the periods (a digest asks
-        for its period and the previous one): on a large table the scans, not the
-        arithmetic, are the cost.
+        New reports, fixes and the backlog are each read in one statement for all
+        the periods (a digest asks for its period and the previous one): on a large
+        table the scans, not the arithmetic, are the cost. Reopenings are looked up
+        per period, from the few events that match.
         """
         periods = _check_periods(periods)
         new = await self._new_reports(service_ids, periods)
