@@ -15,8 +15,8 @@ the whole table.
 
 "Open at a moment" is judged by timestamps (made before it, neither fixed nor
 closed before it), so past periods are described as they were; ``fixed`` uses a
-report's latest ``fixed_at``. Reopening a report should therefore clear
-``fixed_at``; otherwise a report fixed, then reopened, is left out of the backlog.
+report's latest ``fixed_at``. This relies on ``ReportRepository.set_status``
+clearing ``fixed_at`` and ``closed_at`` when a report goes back to an open status.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ SATISFIED_FROM: Final = 4
 NPS_PROMOTERS_FROM: Final = 9
 NPS_DETRACTORS_UP_TO: Final = 6
 REOPENED: Final = "reopened"
+STATUS_CHANGED: Final = "status_changed"
 DRIVERS: Final = ("timeliness", "knowledge", "courtesy", "fairness", "outcome")
 # Backlog age buckets in whole days at the period end: (Backlog field, first, last day).
 BACKLOG_BUCKETS: Final = (
@@ -404,6 +405,23 @@ def _with_total(grouped: AnySelect, summed: Sequence[str]) -> CompoundSelect[*tu
     )
 
 
+def _reopening() -> ColumnElement[bool]:
+    """An event that reopened its report.
+
+    Either an explicit ``reopened`` event, or a status change from a status that is
+    not open (fixed, closed, duplicate...) back to an open one, which is how
+    :meth:`ReportRepository.set_status` records a reopening.
+    """
+    return or_(
+        ReportEvent.kind == REOPENED,
+        and_(
+            ReportEvent.kind == STATUS_CHANGED,
+            ReportEvent.from_status.not_in(OPEN_STATUSES),
+            ReportEvent.to_status.in_(OPEN_STATUSES),
+        ),
+    )
+
+
 def _ratio(numerator: Any, denominator: Any) -> ColumnElement[Any]:
     return cast(numerator, Float) / func.nullif(denominator, 0)
 
@@ -636,7 +654,7 @@ class DigestRepository:
             # and the few reopenings drive the lookups, not every report of the
             # services (one statement per period keeps that plan on SQLite).
             reopened = select(ReportEvent.report_id).where(
-                ReportEvent.kind == REOPENED, _in_period(ReportEvent.at, start, end)
+                _reopening(), _in_period(ReportEvent.at, start, end)
             )
             grouped = (
                 select(

@@ -146,6 +146,18 @@ SIGNUPS: list[tuple[str, str, str, datetime, bool | None]] = [
 ]
 
 
+def status_change(report_id: int, moment: datetime, before: str, after: str) -> dict[str, Any]:
+    """A report_events row as a manager's status change writes it."""
+    return {
+        "report_id": report_id,
+        "at": moment,
+        "kind": "status_changed",
+        "actor": "manager",
+        "from_status": before,
+        "to_status": after,
+    }
+
+
 async def _ids(uow: UnitOfWork, statement: Any, rows: list[dict[str, Any]]) -> list[int]:
     result = await uow.session.execute(
         statement.returning(statement.table.c.id, sort_by_parameter_order=True), rows
@@ -250,8 +262,16 @@ async def seed_world(uow: UnitOfWork) -> World:
             {"report_id": report_ids[key], "at": moment, "kind": "reopened", "actor": "citizen"}
             for key, moment in REOPENED
         ]
-        # Other kinds of events in the period are not reopenings.
-        + [{"report_id": report_ids["L1"], "at": at(3, 2), "kind": "supported", "actor": "x"}],
+        # A reopening as ReportRepository.set_status records it: a status change from
+        # fixed (or closed) back to an open status. O2 was fixed on 10 February and
+        # reopened on 2 March (its fixed_at was cleared then).
+        + [
+            status_change(report_ids["O2"], at(2, 10), "open", "fixed"),
+            status_change(report_ids["O2"], at(3, 2), "fixed", "open"),
+            # Other events in the period are not reopenings.
+            status_change(report_ids["R1"], at(3, 3), "open", "in_progress"),
+            {"report_id": report_ids["L1"], "at": at(3, 2), "kind": "supported", "actor": "x"},
+        ],
     )
     await uow.session.execute(
         insert(Rating),

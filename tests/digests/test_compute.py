@@ -64,11 +64,11 @@ async def test_the_digest_pairs_each_figure_with_the_previous_period(
     assert total.service is None
     changes = total.report_changes
     assert (changes.new.current, changes.new.previous, changes.new.delta) == (7, 5, 2)
-    assert (changes.fixed.delta, changes.reopened.delta, changes.backlog.delta) == (4, 0, 1)
+    assert (changes.fixed.delta, changes.reopened.delta, changes.backlog.delta) == (4, 1, 1)
     assert changes.overdue.delta == 2
     assert changes.median_days_to_fix.delta == pytest.approx(1.0)
     assert changes.fixed_rate.delta == pytest.approx(5 / 7 - 1 / 5)
-    assert changes.reopened_rate.delta == pytest.approx(0.2 - 1.0)
+    assert changes.reopened_rate.delta == pytest.approx(0.4 - 1.0)
     rated = total.satisfaction_changes
     assert rated.csat.delta == pytest.approx(7 / 11 - 0.5)
     assert rated.mean_overall.delta == pytest.approx(38 / 11 - 3.0)
