@@ -184,15 +184,25 @@ def generate(size: Size, seed: int = 7) -> Tables:
         "fixed_at": _nullable(fixed_at, is_fixed),
         "closed_at": _nullable(closed_at, is_closed),
     }
-    # Every report has its "created" event; 4 % of fixed ones are reopened 3 days on.
+    # History as the application writes it: a "created" event for every report, a
+    # status change when it is fixed or closed, and for 4 % of the fixed ones a
+    # status change back to open 3 days later (a reopening).
     reopened = is_fixed & (rng.random(n) < 0.04) & (fixed_at + 3 * DAY < now)
-    event_reports = np.concatenate([report_ids, report_ids[reopened]])
+    parts = [
+        (report_ids, created, "created", None, "open"),
+        (report_ids[is_fixed], fixed_at[is_fixed], "status_changed", "in_progress", "fixed"),
+        (report_ids[is_closed], closed_at[is_closed], "status_changed", "open", "duplicate"),
+        (report_ids[reopened], fixed_at[reopened] + 3 * DAY, "status_changed", "fixed", "open"),
+    ]
+    event_reports = np.concatenate([ids for ids, *_ in parts])
     columns["report_events"] = {
         "id": np.arange(1, len(event_reports) + 1),
         "report_id": event_reports,
-        "at": np.concatenate([created, fixed_at[reopened] + 3 * DAY]),
-        "kind": ["created"] * n + ["reopened"] * int(reopened.sum()),
+        "at": np.concatenate([moments for _, moments, *_ in parts]),
+        "kind": [kind for ids, _, kind, _, _ in parts for _ in range(len(ids))],
         "actor": ["citizen"] * len(event_reports),
+        "from_status": [before for ids, _, _, before, _ in parts for _ in range(len(ids))],
+        "to_status": [after for ids, _, _, _, after in parts for _ in range(len(ids))],
     }
     m = size.ratings
     overall = rng.choice(np.arange(1, 6), m, p=[0.08, 0.10, 0.17, 0.35, 0.30])
