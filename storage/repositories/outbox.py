@@ -180,6 +180,23 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    def _ids(self, ids: Sequence[int]) -> Any:
+        """``id IN ids``, written so that the primary key is always the way in.
+
+        On PostgreSQL the ids are joined as an array: with ``id IN (...) AND status
+        = ...`` and statistics not yet refreshed after a large broadcast was queued,
+        the planner walked the whole status range of the due index instead,
+        checking each row against every id (1.5 s for 1,000 rows of 100,000).
+        """
+        if dialect_name(self._session) != "postgresql":
+            return _T.c.id.in_(list(ids))
+        picked = (
+            func.unnest(literal(list(ids), ARRAY(BigInteger)))
+            .table_valued("id")
+            .render_derived(name="picked")
+        )
+        return _T.c.id == picked.c.id
+
     async def enqueue(
         self,
         *,
@@ -290,7 +307,7 @@ class OutboxRepository:
             if keep:
                 result = await self._session.execute(
                     update(_T)
-                    .where(_T.c.id.in_(keep), _T.c.status == status)
+                    .where(self._ids(keep), _T.c.status == status)
                     .values(status=CLAIMED, claimed_by=worker_id, lease_until=lease_until)
                     .returning(*_T.c)
                 )
@@ -323,7 +340,7 @@ class OutboxRepository:
         )
         result = await self._session.execute(
             update(_T)
-            .where(_T.c.id.in_(ids), _T.c.status == status)
+            .where(self._ids(ids), _T.c.status == status)
             .values(status=DROPPED, last_error=reason, lease_until=None)
             .returning(_T.c.id)
         )
@@ -341,7 +358,7 @@ class OutboxRepository:
             return set()
         result = await self._session.execute(
             update(_T)
-            .where(_T.c.id.in_(ids), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
+            .where(self._ids(ids), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
             .values(
                 status=SENDING,
                 attempts=_T.c.attempts + 1,
@@ -497,7 +514,7 @@ class OutboxRepository:
             return 0
         result = await self._session.execute(
             update(_T)
-            .where(_T.c.id.in_(wanted), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
+            .where(self._ids(wanted), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
             .values(
                 status=case((_T.c.attempts > 0, RETRY), else_=PENDING),
                 claimed_by=None,
