@@ -26,7 +26,7 @@ class Citizen:
         self.user = dict(user)
         self.id = int(user["id"])
 
-    async def send(self, text: str, *, expect: str, timeout: float = 15.0) -> ChatMessage:  # noqa: ASYNC109
+    async def send(self, text: str, *, expect: str, timeout: float = 30.0) -> ChatMessage:  # noqa: ASYNC109
         """Send a text and wait for a bot message containing ``expect``."""
         sent = await self.client.send_text(self.id, text, user=self.user)
         return await self.client.wait_for_bot_message(
@@ -37,21 +37,21 @@ class Citizen:
         """Share a pin and wait for ``expect``."""
         sent = await self.client.send_location(self.id, latitude, longitude, user=self.user)
         return await self.client.wait_for_bot_message(
-            self.id, after=sent.message_id, predicate=containing(expect), timeout=15
+            self.id, after=sent.message_id, predicate=containing(expect), timeout=30
         )
 
     async def photo(self, data: bytes, *, expect: str) -> ChatMessage:
         """Send a photo and wait for ``expect``."""
         sent = await self.client.send_photo(self.id, data, user=self.user)
         return await self.client.wait_for_bot_message(
-            self.id, after=sent.message_id, predicate=containing(expect), timeout=15
+            self.id, after=sent.message_id, predicate=containing(expect), timeout=30
         )
 
     async def sticker(self, *, expect: str) -> ChatMessage:
         """Send a sticker and wait for ``expect``."""
         sent = await self.client.send_sticker(self.id, user=self.user)
         return await self.client.wait_for_bot_message(
-            self.id, after=sent.message_id, predicate=containing(expect), timeout=15
+            self.id, after=sent.message_id, predicate=containing(expect), timeout=30
         )
 
     async def tap(self, button: str, *, expect: str) -> ChatMessage:
@@ -73,7 +73,7 @@ class Citizen:
                 (m.message_id > last or m.message_id == target.message_id) and containing(expect)(m)
             ),
             description=f"a bot message containing {expect!r} after pressing {button!r}",
-            timeout=15,
+            timeout=30,
         )
 
     async def keyboard(self) -> list[str]:
