@@ -217,7 +217,7 @@ async def test_the_three_journeys(
 
 
 async def _wait_for_photo(database_url: str) -> list[Any]:
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(60):
         while True:
             photos = await rows(database_url, select(ReportPhoto))
             if photos and all(photo.data for photo in photos):
@@ -254,7 +254,9 @@ async def test_a_report_survives_kills_and_is_created_once(
 
     # ...the restart handles it exactly once.
     await start_bot()
-    await client.wait_for_bot_message(citizen.id, predicate=lambda m: t["sent"] in m.content)
+    await client.wait_for_bot_message(
+        citizen.id, predicate=lambda m: t["sent"] in m.content, timeout=60
+    )
     [report] = await rows(database_url, select(Report))
     assert report.description == "Loose paving stones" and report.anonymous
     assert (report.latitude, report.longitude) == PLACE
