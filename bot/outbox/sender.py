@@ -232,6 +232,9 @@ class _Writes:
     async def _flush_all(self) -> None:
         try:
             while self._attempts or self._sent or self._other:
+                # One turn of the loop first: a finished send queues its mark and frees
+                # room for the next attempt at the same moment; both share a flush.
+                await asyncio.sleep(0)
                 attempts, self._attempts = self._attempts, []
                 sent, self._sent = self._sent, []
                 other, self._other = self._other, []

@@ -80,6 +80,8 @@ CLAIM_LOCK_KEY = 0x0B7B0C1A1
 
 
 _T: Table = OutboxMessage.__table__  # type: ignore[assignment]
+# The claim's subqueries read the table under these names; built once, not per claim.
+_HOLDERS, _RESTING = _T.alias("holders"), _T.alias("resting")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,7 +269,7 @@ class OutboxRepository:
             room = limit - len(claimed)
             if room <= 0:
                 break
-            holders, resting = _T.alias("holders"), _T.alias("resting")
+            holders, resting = _HOLDERS, _RESTING
             query = (
                 select(_T.c.id, _T.c.chat_id, _T.c.citizen_id)
                 .where(
