@@ -70,6 +70,7 @@ async def test_reminders_cant_come_the_waiting_list_and_attendance(
         # "Can't come" frees the place: Béa moves up and is told.
         await deliver_outbox(runtime)
         await ana_chat.tap("❌ I can't come", expect="Your place is cancelled")
+        await deliver_outbox(runtime)  # the promotion notice goes through the outbox too
         await emulator_server.client.wait_for_bot_message(
             BEA["id"], predicate=lambda m: "une place s’est libérée" in m.content
         )
