@@ -1,0 +1,1 @@
+"""Benchmarks (issue 7): `python -m bench` runs them all; see bench/__main__.py."""
