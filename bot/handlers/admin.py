@@ -155,8 +155,10 @@ def build_refusal_router() -> Router:
 
     @router.callback_query(F.data.startswith(STAFF_BUTTON_PREFIXES))
     async def refuse_button(
-        query: CallbackQuery, services: Services, out: Outgoing, lang: str
+        query: CallbackQuery, services: Services, out: Outgoing, lang: str | None = None
     ) -> None:
-        out.add(query.answer(services.translator.text(lang, "staff.refused"), show_alert=True))
+        # Buttons from groups or channels come without a citizen (and so without lang).
+        language = lang or services.translator.resolve_language(query.from_user.language_code)
+        out.add(query.answer(services.translator.text(language, "staff.refused"), show_alert=True))
 
     return router

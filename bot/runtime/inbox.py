@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,15 @@ from storage.records import IncomingUpdate
 log = logging.getLogger(__name__)
 
 
+def _storable(payload: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL's JSONB refuses NUL characters: keep the text, mark where they were."""
+    text = json.dumps(payload)
+    if "\\u0000" not in text:
+        return payload
+    cleaned: dict[str, Any] = json.loads(text.replace("\\u0000", "\\ufffd"))
+    return cleaned
+
+
 def update_payload(update: Update) -> dict[str, Any]:
     """The JSON document of a parsed update, as the Bot API sent it."""
     return update.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -34,7 +44,7 @@ def to_incoming(update: Update, payload: dict[str, Any] | None = None) -> Incomi
         update_id=update.update_id,
         chat_id=context.chat_id,
         user_id=context.user_id,
-        payload=payload if payload is not None else update_payload(update),
+        payload=_storable(payload if payload is not None else update_payload(update)),
     )
 
 

@@ -22,6 +22,7 @@ async def running_bot(
     database_url: str, api_base: str, clock: ManualClock, **settings: object
 ) -> AsyncIterator[Runtime]:
     """A polling bot on the given database and Bot API, stopped on exit."""
+    settings.setdefault("flood_burst", 1000)  # test users type far faster than people
     config = Settings(database_url=database_url, polling_timeout=1, **settings)  # type: ignore[arg-type]
     runtime = build_runtime(config, api_base=api_base, token=TEST_TOKEN, clock=clock)
     await prepare_content(runtime)
