@@ -199,7 +199,8 @@ class Report(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     due_at: Mapped[datetime]
-    fixed_at: Mapped[datetime | None]
+    # Digests count the fixes of a period: a few rows of a large table.
+    fixed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
 
     __table_args__ = (
@@ -251,6 +252,9 @@ class ReportEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
 
+    # Digests look up a period's reopenings by kind and time.
+    __table_args__ = (Index("ix_report_events_kind_at", "kind", "at"),)
+
 
 class VolunteerProfile(Base):
     """What a volunteer can do, where and when, and whether we may contact them."""
@@ -301,7 +305,11 @@ class Signup(Base):
     attended: Mapped[bool | None]
     hours: Mapped[float | None]
 
-    __table_args__ = (Index("ix_signups_opportunity_status", "opportunity_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_signups_opportunity_status", "opportunity_id", "status", "id"),
+        # Digests count the sign-ups made in a period.
+        Index("ix_signups_created_at", "created_at"),
+    )
 
 
 class Rating(Base):
@@ -327,7 +335,11 @@ class Rating(Base):
     language: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_ratings_service_created", "service_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_ratings_service_created", "service_id", "created_at"),
+        # Digests and exports over every service read a period of ratings.
+        Index("ix_ratings_created_at", "created_at"),
+    )
 
 
 class OutboxMessage(Base):
@@ -438,3 +450,32 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]]
+
+
+class DigestSubscription(Base):
+    """A staff member's digest: how often, at which local hour, for which services.
+
+    ``service_ids`` empty means every service the person may see. The row is claimed
+    with a lease when ``next_due_at`` comes, like a follow-up, and its
+    ``next_due_at`` moves on in the transaction that queues the digest.
+    """
+
+    __tablename__ = "digest_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), unique=True
+    )
+    frequency: Mapped[str] = mapped_column(String(8))
+    weekday: Mapped[int | None] = mapped_column(Integer)
+    hour: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    service_ids: Mapped[list[int]] = mapped_column(JSONDocument)
+    next_due_at: Mapped[datetime] = mapped_column(index=True)
+    last_period_start: Mapped[datetime | None]
+    last_period_end: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -6,6 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
+from storage.repositories.digest_subscriptions import DigestSubscriptionRepository
+from storage.repositories.digests import DigestRepository
 from storage.repositories.flows import FlowRepository
 from storage.repositories.followups import FollowUpRepository
 from storage.repositories.inbox import InboxRepository
@@ -32,11 +34,15 @@ class Repositories:
         self.outbox = OutboxRepository(session)
         self.followups = FollowUpRepository(session)
         self.staff = StaffRepository(session)
+        self.digests = DigestRepository(session)
+        self.digest_subscriptions = DigestSubscriptionRepository(session)
 
 
 __all__ = [
     "CatalogRepository",
     "CitizenRepository",
+    "DigestRepository",
+    "DigestSubscriptionRepository",
     "FlowRepository",
     "FollowUpRepository",
     "InboxRepository",

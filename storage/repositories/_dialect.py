@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,3 +21,33 @@ def insert_ignoring_conflicts(session: AsyncSession, entity: type[Any], index: l
     if dialect_name(session) == "postgresql":
         return postgresql.insert(entity).on_conflict_do_nothing(index_elements=index)
     return sqlite.insert(entity).on_conflict_do_nothing(index_elements=index)
+
+
+def claim_update(
+    session: AsyncSession,
+    entity: Any,
+    *,
+    claimable: ColumnElement[bool],
+    order_by: Sequence[Any],
+    limit: int,
+    values: Mapping[str, Any],
+    returning: Sequence[Any],
+) -> Any:
+    """An UPDATE that claims up to ``limit`` rows of ``entity`` (by ``id``) for one worker.
+
+    On PostgreSQL the candidates are selected ``FOR UPDATE SKIP LOCKED``: a row
+    another claimer is taking is skipped, not waited for. On SQLite the transaction
+    already holds the write lock, and ``claimable`` is checked again in the UPDATE
+    itself (compare-and-set), so a row is taken once however many claimers race.
+    """
+    candidates = select(entity.id).where(claimable).order_by(*order_by).limit(limit)
+    if dialect_name(session) == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    chosen = candidates.cte("chosen")
+    return (
+        update(entity)
+        .where(entity.id.in_(select(chosen.c.id)), claimable)
+        .values(**values)
+        .returning(*returning)
+        .execution_options(synchronize_session=False)
+    )
