@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
 from bot.runtime.web import build_web_app
+from bot.usecases.housekeeping import Housekeeper
 from bot.usecases.janitor import SessionJanitor
 from bot.usecases.photos import PhotoFetcher
 from bot.usecases.seed import seed_catalogue
@@ -290,12 +292,33 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 name="polling",
             )
             mode = "long polling"
-        worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
+        # A stable WORKER_ID lets a restarted instance take its own claims back at
+        # once instead of waiting for their leases to run out.
+        worker_id = settings.worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}"
         for name, worker in (
             ("photos", PhotoFetcher(runtime.services, runtime.bot)),
             ("sessions", SessionJanitor(runtime.services)),
-            ("followups", FollowUpRunner(runtime.services, worker_id=worker_id)),
-            ("outbox", OutboxSender(runtime.services, runtime.bot, worker_id=worker_id)),
+            (
+                "followups",
+                FollowUpRunner(
+                    runtime.services,
+                    worker_id=worker_id,
+                    lease=timedelta(seconds=settings.followup_lease_seconds),
+                ),
+            ),
+            (
+                "outbox",
+                OutboxSender(
+                    runtime.services,
+                    runtime.bot,
+                    worker_id=worker_id,
+                    lease=timedelta(seconds=settings.outbox_lease_seconds),
+                ),
+            ),
+            (
+                "housekeeping",
+                Housekeeper(runtime.services, retention=timedelta(days=settings.retention_days)),
+            ),
         ):
             background.append(asyncio.create_task(worker.run(stopping), name=name))
         await runtime.inbox.recover()

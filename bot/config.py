@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     outbox_paid_rate_per_second: float = Field(default=1000.0, gt=0, le=1000)
     outbox_chat_rate_per_second: float = Field(default=1.0, gt=0, le=30)
     outbox_group_rate_per_minute: float = Field(default=20.0, gt=0, le=60)
+    outbox_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
+    followup_lease_seconds: float = Field(default=300.0, ge=1, le=86_400)
+    worker_id: str | None = Field(default=None, min_length=1, max_length=64)
+    retention_days: int = Field(default=30, ge=2, le=3650)
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -73,7 +77,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
-    @field_validator("webhook_url", mode="before")
+    @field_validator("webhook_url", "worker_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

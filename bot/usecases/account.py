@@ -49,7 +49,8 @@ async def erase_citizen(
     Their places on shifts are given up first, so the waiting list moves up (the
     promoted volunteers are returned, to be told, and get their shift's follow-ups);
     the citizen's own follow-ups are cancelled; reports and ratings stay, anonymised;
-    the citizen's row, profile, follows and open conversation go.
+    the citizen's row, profile, follows, open conversation and every message queued
+    for their chat go.
     """
     repos = uow.repos
     promoted = []
@@ -65,6 +66,9 @@ async def erase_citizen(
     await repos.sessions.end(citizen.id)
     if citizen.telegram_id is not None:
         await repos.inbox.forget_user(citizen.telegram_id)
+        # Rows addressed to their private chat but not tied to the citizen's row
+        # (a message queued before the row existed, say) hold their chat id.
+        await repos.outbox.forget_chat(citizen.telegram_id)
     await repos.citizens.delete(citizen.id)
     return promoted
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FollowUp, Opportunity, Signup
@@ -347,6 +347,15 @@ class FollowUpRepository:
             update(FollowUp)
             .where(FollowUp.citizen_id == citizen_id, FollowUp.status.in_(OPEN_STATUSES))
             .values(status=CANCELLED, outcome=outcome[:32], done_at=now, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Delete follow-ups that ended (done, cancelled, failed) before ``before``."""
+        result = await self._session.execute(
+            delete(FollowUp)
+            .where(FollowUp.status.not_in(list(OPEN_STATUSES)), FollowUp.done_at < before)
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)

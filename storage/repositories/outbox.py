@@ -41,6 +41,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     literal,
     or_,
@@ -508,6 +509,25 @@ class OutboxRepository:
             .returning(_T.c.id)
         )
         return sorted(int(row_id) for row_id in result.scalars().all())
+
+    async def forget_chat(self, chat_id: int) -> int:
+        """Delete every row of a private chat, whatever its status (erasure).
+
+        A row being sent right now is deleted too: its sender then finds nothing to
+        mark, and nothing is sent again.
+        """
+        result = await self._session.execute(delete(_T).where(_T.c.chat_id == chat_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Delete sent, failed and dropped rows that finished before ``before``."""
+        result = await self._session.execute(
+            delete(_T).where(
+                _T.c.status.in_((SENT, FAILED, DROPPED)),
+                func.coalesce(_T.c.sent_at, _T.c.attempted_at, _T.c.created_at) < before,
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def release(self, ids: Iterable[int], *, worker_id: str) -> int:
         """Hand back claimed rows this worker will not attempt (stopping, chat held up)."""
