@@ -202,6 +202,10 @@ class Report(Base):
     # Digests count the fixes of a period: a few rows of a large table.
     fixed_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
+    # The area whose polygon holds the pin (none without a pin or outside every area).
+    area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (
         Index("ix_reports_category_status", "category_id", "status"),
@@ -479,3 +483,68 @@ class DigestSubscription(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Area(Base):
+    """A district or neighbourhood, as a GeoJSON Polygon or MultiPolygon (WGS 84).
+
+    A pinned report is assigned to the area whose polygon holds the pin; the
+    bounding box is a cheap first test before the polygon's.
+    """
+
+    __tablename__ = "areas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    names: Mapped[dict[str, Any]]
+    geometry: Mapped[dict[str, Any]]
+    min_latitude: Mapped[float]
+    min_longitude: Mapped[float]
+    max_latitude: Mapped[float]
+    max_longitude: Mapped[float]
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime]
+
+
+class ConfigDocument(Base):
+    """A configuration document administrators edit as a file (the report state table).
+
+    One row per document, replaced whole on import; the audit log keeps who did it.
+    """
+
+    __tablename__ = "config_documents"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    author: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class Broadcast(Base):
+    """A message an administrator sends to a segment of citizens through the outbox.
+
+    ``composing`` while the administrator chooses the segment and writes the text,
+    ``sending`` once confirmed (its outbox rows carry its id), ``done`` when none of
+    them is left to send, or ``cancelled``. ``progress_message_id`` is the message in
+    the administrator's chat that shows the counts as they change.
+    """
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    segment: Mapped[dict[str, Any]]
+    text: Mapped[str | None] = mapped_column(Text)
+    photo_file_id: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="composing", index=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict[str, Any]]
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
