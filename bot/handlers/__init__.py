@@ -8,6 +8,7 @@ from bot.handlers.account import build_account_router
 from bot.handlers.admin import build_admin_router, build_refusal_router
 from bot.handlers.citizen import build_citizen_router
 from bot.handlers.dialog import build_dialog_router
+from bot.handlers.digests import build_digest_router
 from bot.handlers.fallback import build_fallback_router
 from bot.handlers.manager import build_manager_router
 from bot.handlers.membership import build_membership_router
@@ -19,6 +20,7 @@ def include_routers(dispatcher: Dispatcher) -> None:
         build_membership_router(),
         build_admin_router(),
         build_manager_router(),
+        build_digest_router(),
         build_refusal_router(),
         build_citizen_router(),
         build_account_router(),

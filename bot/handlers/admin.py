@@ -7,6 +7,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from babel.dates import format_datetime
 
+from bot.handlers.digests import DIGEST_COMMANDS
+from bot.handlers.digests import PREFIX as DIGEST_PREFIX
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -139,8 +141,8 @@ def build_admin_router() -> Router:
 
 
 # "/report" stays out: without a reference it is the citizens' report flow.
-STAFF_COMMANDS = (*ADMIN_COMMANDS, "reports", "digest", "export", "broadcast")
-STAFF_BUTTON_PREFIXES = ("adm:", "mgr:")
+STAFF_COMMANDS = (*ADMIN_COMMANDS, "reports", *DIGEST_COMMANDS, "broadcast")
+STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX)
 
 
 def build_refusal_router() -> Router:

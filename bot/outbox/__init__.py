@@ -6,21 +6,51 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from aiogram import methods as telegram_methods
 from aiogram.methods import TelegramMethod
+from aiogram.types import BufferedInputFile
 
 from storage.db import UnitOfWork
 
+# A file uploaded with the call (a digest's chart), stored inline in base64.
+_UPLOAD: Final = "__upload__"
+
 
 def method_payload(method: TelegramMethod[Any]) -> tuple[str, dict[str, Any]]:
-    """The class name and JSON parameters of an aiogram method (no file uploads)."""
-    return type(method).__name__, method.model_dump(
-        mode="json", exclude_none=True, exclude_unset=True
+    """The class name and JSON parameters of an aiogram method.
+
+    A top-level :class:`BufferedInputFile` parameter (``photo``, ``document``) is
+    kept in the payload as base64, so small files travel through the outbox too.
+    """
+    uploads = {
+        field: value
+        for field in type(method).model_fields
+        if isinstance(value := getattr(method, field, None), BufferedInputFile)
+    }
+    payload = method.model_dump(
+        mode="json", exclude_none=True, exclude_unset=True, exclude=set(uploads)
     )
+    for field, upload in uploads.items():
+        payload[field] = {
+            _UPLOAD: {
+                "filename": upload.filename,
+                "base64": base64.b64encode(upload.data).decode("ascii"),
+            }
+        }
+    return type(method).__name__, payload
+
+
+def _restored(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(upload := value.get(_UPLOAD), dict):
+        return BufferedInputFile(
+            base64.b64decode(upload["base64"]), filename=str(upload["filename"])
+        )
+    return value
 
 
 def method_from_payload(name: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
@@ -28,7 +58,9 @@ def method_from_payload(name: str, payload: dict[str, Any]) -> TelegramMethod[An
     cls = getattr(telegram_methods, name, None)
     if not (isinstance(cls, type) and issubclass(cls, TelegramMethod)):
         raise ValueError(f"not a Bot API method: {name!r}")
-    method: TelegramMethod[Any] = cls.model_validate(payload)
+    method: TelegramMethod[Any] = cls.model_validate(
+        {key: _restored(value) for key, value in payload.items()}
+    )
     return method
 
 
