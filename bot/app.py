@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.conversation.calls import IMPLEMENTATIONS, CallRunner
 from bot.conversation.catalog import FlowCatalog
 from bot.conversation.service import Conversations
+from bot.digests.runner import DigestRunner
 from bot.followups.runner import FollowUpRunner
 from bot.handlers import include_routers
 from bot.i18n import Translator
@@ -306,6 +307,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                     lease=timedelta(seconds=settings.followup_lease_seconds),
                 ),
             ),
+            ("digests", DigestRunner(runtime.services, worker_id=worker_id)),
             (
                 "outbox",
                 OutboxSender(
