@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from bot.config import SUPPORTED_LANGUAGES, Settings, SettingsError, load_settings
 
@@ -58,6 +59,34 @@ def _command_inbox_retry(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_export(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.digests.command import export_to_directory
+
+    if args.to < args.start:
+        print("citizenbot: --to is before --from", file=sys.stderr)
+        return EXIT_CONFIG
+    codes = [code for code in (args.services or "").split(",") if code]
+    try:
+        written = asyncio.run(
+            export_to_directory(
+                settings,
+                first=args.start,
+                last=args.to,
+                out=Path(args.out),
+                service_codes=codes,
+                err=sys.stderr,
+            )
+        )
+    except LookupError as error:
+        print(f"citizenbot: no such service: {error.args[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    for path in written.values():
+        print(path)
+    return 0
+
+
 def _command_flows_validate(_settings: Settings, args: argparse.Namespace) -> int:
     from bot.flowcheck import run_validate
 
@@ -102,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry = inbox.add_parser("retry-failed", help="handle failed updates again at the next start")
     retry.set_defaults(handler=_command_inbox_retry)
+
+    export = commands.add_parser(
+        "export", help="write CSV files of reports and ratings (pseudonymous) for a date range"
+    )
+    export.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    export.add_argument("--to", type=date.fromisoformat, required=True, help="included")
+    export.add_argument("--out", required=True, metavar="DIR", help="the directory to write to")
+    export.add_argument("--services", metavar="CODES", help="comma-separated; default: all")
+    export.set_defaults(handler=_command_export)
 
     flows = commands.add_parser("flows", help="dialog flow files").add_subparsers(
         dest="flows_command", required=True
