@@ -56,6 +56,8 @@ class CallContext:
     preview: bool = False
     # Messages for other citizens that the call decided to send (e.g. a freed place).
     notices: list[tuple[int, str]] = field(default_factory=list)
+    # In preview, what each skipped action would have done, for the administrator.
+    described: list[str] = field(default_factory=list)
 
 
 Implementation = Callable[[CallContext, Any], Awaitable[Mapping[str, Any]]]
@@ -84,8 +86,47 @@ class CallRunner:
             raise CallFailedError(f"unknown call {call.name!r}")
         params = spec.params.model_validate(call.params)
         if context.preview and spec.kind is CallKind.ACTION:
+            context.described.append(describe_action(call.name, params, context))
             return preview_result(spec.results)
         return await self._implementations[call.name](context, params)
+
+
+# Actions with a sentence of their own; any other is named ("preview.would.other").
+DESCRIBED_ACTIONS = frozenset(
+    {
+        "create_report",
+        "follow_report",
+        "record_rating",
+        "save_volunteer_profile",
+        "volunteer_signup",
+        "record_fix_answer",
+        "add_report_details",
+        "record_attendance",
+    }
+)
+MAX_PREVIEW_VALUE = 80
+
+
+def _preview_value(value: Any) -> str:
+    if isinstance(value, list):
+        if all(isinstance(item, Mapping) and "file_id" in item for item in value):
+            return str(len(value))
+        return "[" + ", ".join(_preview_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        inner = (f"{key}={_preview_value(item)}" for key, item in value.items() if item is not None)
+        return "(" + ", ".join(inner) + ")"
+    text = str(value)
+    return text if len(text) <= MAX_PREVIEW_VALUE else text[: MAX_PREVIEW_VALUE - 1] + "…"
+
+
+def describe_action(name: str, params: BaseModel, context: CallContext) -> str:
+    """What an action would have done with these parameters, in the citizen's language."""
+    values = params.model_dump(mode="json", exclude_none=True)
+    listed = ", ".join(f"{key}={_preview_value(value)}" for key, value in values.items())
+    key = name if name in DESCRIBED_ACTIONS else "other"
+    return context.translator.text(
+        context.language, f"preview.would.{key}", name=name, params=listed or "-"
+    )
 
 
 def preview_result(fields: Mapping[str, str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Flow revisions as the bot uses them: the published set, and any revision by id.
 
 Built-in flows are stored as revisions on start-up (revision 1 on a fresh database;
-a newer built-in file replaces a published revision that nobody edited). Parsed
+a newer built-in file replaces the published revision of a flow no administrator
+ever edited). Parsed
 flows are cached per revision: revisions are immutable.
 """
 
@@ -72,9 +73,12 @@ class FlowCatalog:
                 continue
             published = await uow.repos.flows.published(flow.id)
             fingerprint = checksum(source)
-            if published is not None and (
-                published.author != SYSTEM_AUTHOR or published.checksum == fingerprint
-            ):
+            if published is not None and published.checksum == fingerprint:
+                continue
+            # Once an administrator stored a revision (and maybe rolled back to a
+            # shipped one), what is published is their choice: a deploy keeps it.
+            revisions = await uow.repos.flows.revisions(flow.id)
+            if any(revision.author != SYSTEM_AUTHOR for revision in revisions):
                 continue
             revision = await uow.repos.flows.add(
                 flow_id=flow.id, source=source, checksum=fingerprint, author=SYSTEM_AUTHOR, now=now

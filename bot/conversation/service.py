@@ -30,6 +30,10 @@ from dialogs import (
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord, SessionRecord
 
+# The session's JSON state holds the engine's state and, beside it, this host flag:
+# an administrator walking through a draft, whose actions are described, not done.
+PREVIEW_KEY = "host_preview"
+
 # A flow that calls and calls without waiting is a bug; stop it rather than spin.
 MAX_CALLS_PER_INPUT = 20
 # An idle conversation gets one reminder, halfway to its expiry but within half a day.
@@ -44,6 +48,7 @@ class Turn:
     notices: list[tuple[int, str]] = field(default_factory=list)
     status: Status | None = None
     flow_id: str | None = None
+    preview: bool = False
 
     @property
     def ended(self) -> bool:
@@ -120,14 +125,26 @@ class Conversations:
             uow, citizen, published.flow, published.revision_id, result, context
         )
 
+    async def start_preview(
+        self, uow: UnitOfWork, citizen: CitizenRecord, revision_id: int
+    ) -> Turn:
+        """Walk an administrator through any revision (a draft) with actions only described.
+
+        It replaces their open session; /cancel ends it like any conversation.
+        """
+        flow = await self.catalog.revision(uow, revision_id)
+        context = self.context(citizen, preview=True)
+        result = self.engine.start(flow, context)
+        return await self._advance(uow, citizen, flow, revision_id, result, context)
+
     async def handle(self, uow: UnitOfWork, citizen: CitizenRecord, item: Input) -> Turn | None:
         """Feed an input to the open session; None when there is none."""
         session = await uow.repos.sessions.get(citizen.id)
         if session is None:
             return None
         flow = await self.catalog.revision(uow, session.revision_id)
-        context = self.context(citizen)
-        state = SessionState.from_json(session.state)
+        state, preview = split_state(session.state)
+        context = self.context(citizen, preview=preview)
         result = self.engine.handle(flow, state, item, context)
         return await self._advance(uow, citizen, flow, session.revision_id, result, context)
 
@@ -139,9 +156,12 @@ class Conversations:
         if session is None:
             return None
         flow = await self.catalog.revision(uow, session.revision_id)
-        state = SessionState.from_json(session.state)
-        result = self.engine.reprompt(flow, state, self.context(citizen), nudge=nudge)
-        return Turn(messages=list(result.messages), status=result.status, flow_id=flow.id)
+        state, preview = split_state(session.state)
+        context = self.context(citizen, preview=preview)
+        result = self.engine.reprompt(flow, state, context, nudge=nudge)
+        return Turn(
+            messages=list(result.messages), status=result.status, flow_id=flow.id, preview=preview
+        )
 
     async def _advance(
         self,
@@ -152,7 +172,7 @@ class Conversations:
         result: Result,
         context: Context,
     ) -> Turn:
-        turn = Turn(flow_id=flow.id)
+        turn = Turn(flow_id=flow.id, preview=context.preview)
         turn.messages.extend(result.messages)
         changed = result.changed
         calls = 0
@@ -170,20 +190,34 @@ class Conversations:
             )
             output = await self.calls.run(result.call, call_context)
             turn.notices.extend(call_context.notices)
+            turn.messages.extend(OutMessage(text) for text in call_context.described)
             result = self.engine.resume(flow, result.state, output, context)
             turn.messages.extend(result.messages)
             changed = True
         turn.status = result.status
         if result.status in (Status.FINISHED, Status.CANCELLED):
             await uow.repos.sessions.end(citizen.id)
+            if context.preview:
+                ended = self.translator.text(context.language, "preview.ended")
+                turn.messages.append(OutMessage(ended))
         elif changed:
+            state = result.state.to_json()
+            if context.preview:
+                state[PREVIEW_KEY] = True
             await uow.repos.sessions.save(
                 citizen.id,
                 flow_id=flow.id,
                 revision_id=revision_id,
-                state=result.state.to_json(),
+                state=state,
                 now=context.now,
                 expires_at=context.now + flow.expires_after,
                 nudge_at=context.now + min(flow.expires_after / 2, MAX_NUDGE_DELAY),
             )
         return turn
+
+
+def split_state(stored: Mapping[str, Any]) -> tuple[SessionState, bool]:
+    """The engine's state and the preview flag, from a session's stored JSON."""
+    data = dict(stored)
+    preview = bool(data.pop(PREVIEW_KEY, False))
+    return SessionState.from_json(data), preview

@@ -10,6 +10,7 @@ from bot.handlers.citizen import build_citizen_router
 from bot.handlers.dialog import build_dialog_router
 from bot.handlers.digests import build_digest_router
 from bot.handlers.fallback import build_fallback_router
+from bot.handlers.flows_admin import build_flows_admin_router
 from bot.handlers.manager import build_manager_router
 from bot.handlers.membership import build_membership_router
 
@@ -19,6 +20,7 @@ def include_routers(dispatcher: Dispatcher) -> None:
     dispatcher.include_routers(
         build_membership_router(),
         build_admin_router(),
+        build_flows_admin_router(),
         build_manager_router(),
         build_digest_router(),
         build_refusal_router(),

@@ -9,6 +9,7 @@ from babel.dates import format_datetime
 
 from bot.handlers.digests import DIGEST_COMMANDS
 from bot.handlers.digests import PREFIX as DIGEST_PREFIX
+from bot.handlers.flows_admin import FLOW_COMMANDS
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -141,7 +142,7 @@ def build_admin_router() -> Router:
 
 
 # "/report" stays out: without a reference it is the citizens' report flow.
-STAFF_COMMANDS = (*ADMIN_COMMANDS, "reports", *DIGEST_COMMANDS, "broadcast")
+STAFF_COMMANDS = (*ADMIN_COMMANDS, *FLOW_COMMANDS, "reports", *DIGEST_COMMANDS, "broadcast")
 STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import FlowRevision
+from storage.models import AuditEntry, FlowRevision
 from storage.records import FlowRevisionRecord
 
 
@@ -52,6 +52,35 @@ class FlowRepository:
         """One revision by its id (sessions point at it)."""
         row = await self._session.get(FlowRevision, revision_id)
         return None if row is None else _record(row)
+
+    async def by_number(self, flow_id: str, number: int) -> FlowRevisionRecord | None:
+        """One revision of a flow by its number."""
+        row = await self._session.scalar(
+            select(FlowRevision).where(
+                FlowRevision.flow_id == flow_id, FlowRevision.number == number
+            )
+        )
+        return None if row is None else _record(row)
+
+    async def flow_ids(self) -> list[str]:
+        """Every flow with at least one revision, published or not."""
+        rows = await self._session.scalars(
+            select(FlowRevision.flow_id).distinct().order_by(FlowRevision.flow_id)
+        )
+        return list(rows)
+
+    async def numbers_marked(self, flow_id: str, action: str) -> set[int]:
+        """Revision numbers of a flow named by audit entries of ``action`` (e.g. discarded).
+
+        Revisions are immutable, so what an administrator decided about one (a
+        discarded draft) is read from the audit trail that records the decision.
+        """
+        rows = await self._session.scalars(
+            select(AuditEntry.details).where(
+                AuditEntry.action == action, AuditEntry.subject == flow_id
+            )
+        )
+        return {int(details["revision"]) for details in rows if "revision" in details}
 
     async def revisions(self, flow_id: str) -> list[FlowRevisionRecord]:
         """Every revision of a flow, newest first."""
