@@ -63,19 +63,20 @@ NAME = "breakdown"
 # (owner, attribute, label): indentation in the label shows the nesting.
 STAGES: tuple[tuple[Any, str, str], ...] = (
     (CitizenbotTarget, "deliver", "update, from receipt to handled"),
-    (Inbox, "receive", "  Inbox.receive: store (own transaction)"),
-    (InboxRepository, "store", "    InboxRepository.store"),
-    (Inbox, "handle", "  Inbox.handle: parse + dispatch"),
-    (Dispatcher, "feed_update", "    Dispatcher.feed_update"),
-    (UnitOfWorkMiddleware, "__call__", "      UnitOfWorkMiddleware"),
-    (UnitOfWork, "__aenter__", "        unit of work: open (both transactions)"),
-    (InboxRepository, "claim", "        inbox.claim (UPDATE)"),
+    (Inbox, "receive", "  Inbox.receive: handle now, or store and queue"),
+    (InboxRepository, "store", "    InboxRepository.store (own transaction)"),
+    (Inbox, "handle", "    Inbox.handle: parse + dispatch"),
+    (Dispatcher, "feed_update", "      Dispatcher.feed_update"),
+    (UnitOfWorkMiddleware, "__call__", "        UnitOfWorkMiddleware"),
+    (UnitOfWork, "__aenter__", "        unit of work: open (every transaction)"),
+    (InboxRepository, "record_handled", "        inbox.record_handled (INSERT, not stored yet)"),
+    (InboxRepository, "close", "        inbox.close (UPDATE, stored and pending)"),
     (CitizenMiddleware, "__call__", "        CitizenMiddleware + routing + handler"),
-    (CitizenRepository, "ensure", "          citizens.ensure (SELECT)"),
+    (CitizenRepository, "ensure", "          citizens.ensure (SELECT with the session)"),
     (Dispatcher, "_listen_update", "          routing + handler"),
     (Conversations, "handle", "            Conversations.handle"),
     (Conversations, "start", "            Conversations.start"),
-    (SessionRepository, "get", "              sessions.get (SELECT)"),
+    (SessionRepository, "get", "              sessions.get (read with the citizen)"),
     (FlowCatalog, "published", "              catalog.published (cached)"),
     (Engine, "handle", "              engine.handle (pure)"),
     (Engine, "start", "              engine.start (pure)"),
@@ -83,8 +84,7 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (CallRunner, "run", "              flow calls (categories, nearby, create_report)"),
     (SessionRepository, "save", "              sessions.save (UPDATE)"),
     (dialog_handlers, "send_turn", "            send_turn: render replies"),
-    (InboxRepository, "mark_done", "        inbox.mark_done (UPDATE)"),
-    (UnitOfWork, "__aexit__", "        unit of work: commit (both transactions)"),
+    (UnitOfWork, "__aexit__", "        unit of work: commit (every transaction)"),
     (Outgoing, "flush", "        Outgoing.flush: Bot API calls after commit"),
     (fakebot.RecordingSession, "make_request", "          (fake session: serialise, parse)"),
 )
@@ -191,14 +191,14 @@ async def breakdown(backend: str, citizens: int) -> dict[str, Any]:
     try:
         async with open_target("citizenbot", backend) as target:
             assert isinstance(target, CitizenbotTarget)
-            engine = target.runtime.services.database.engine.sync_engine
 
             def count(*args: Any) -> None:
                 statement: str = args[2]
                 if not statement.startswith("BEGIN"):
                     statements[_kind(statement)] += 1
 
-            event.listen(engine, "after_cursor_execute", count)
+            for engine in target.runtime.services.database.engines:
+                event.listen(engine.sync_engine, "after_cursor_execute", count)
             factory = UpdateFactory()
             await drive(target, factory, report_journey, range(citizens, citizens + 10), 1)
             timers.clear()

@@ -69,6 +69,7 @@ from bench.harness import (
 from bot.app import build_runtime, prepare_content
 from bot.config import Settings
 from bot.runtime.inbox import Inbox, to_incoming
+from bot.runtime.middlewares import Delivery
 from storage import migrate
 from storage.models import DialogSession, Report
 from storage.records import IncomingUpdate
@@ -114,9 +115,9 @@ class TimedInbox(Inbox):
         super().__init__(*args, **kwargs)
         self.waiting: dict[int, asyncio.Future[float]] = {}
 
-    async def handle(self, item: IncomingUpdate) -> None:
+    async def handle(self, item: IncomingUpdate, *, delivery: Delivery | None = None) -> None:
         """Handle as the product does, then wake whoever waits for this update."""
-        await super().handle(item)
+        await super().handle(item, delivery=delivery)
         future = self.waiting.pop(item.update_id, None)
         if future is not None and not future.done():
             future.set_result(time.perf_counter())
@@ -133,7 +134,7 @@ class CitizenbotTarget:
         self.session = RecordingSession()
         self.runtime.bot.session = self.session
         self.inbox = TimedInbox(self.runtime.services, self.runtime.bot, self.runtime.dispatcher)
-        self.sql: SqlCounter | None = SqlCounter(self.runtime.services.database.engine)
+        self.sql: SqlCounter | None = SqlCounter(*self.runtime.services.database.engines)
         self._loop = asyncio.get_running_loop()
 
     @classmethod
@@ -295,11 +296,12 @@ Journey = Callable[[Target, UpdateFactory, int, Deliver], Awaitable[None]]
 class SqlCounter:
     """Counts the statements and commits an engine runs (event listeners, cheap)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, *engines: AsyncEngine) -> None:
         self.statements = 0
         self.commits = 0
-        event.listen(engine.sync_engine, "after_cursor_execute", self._statement)
-        event.listen(engine.sync_engine, "commit", self._commit)
+        for engine in engines:
+            event.listen(engine.sync_engine, "after_cursor_execute", self._statement)
+            event.listen(engine.sync_engine, "commit", self._commit)
 
     def _statement(self, *args: Any) -> None:
         statement: str = args[2]

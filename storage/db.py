@@ -9,6 +9,7 @@ no lock: row locks and ``SKIP LOCKED`` do that work.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -69,6 +70,41 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _WriteLock:
+    """SQLite's one write lock, in this process: FIFO, but urgent waiters go first.
+
+    Storing an incoming update is urgent (the Bot API waits for our answer); a
+    handler's transaction is not, and may wait one transaction longer.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, *, urgent: bool) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for waiters in (self._urgent, self._normal):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the lock passes straight to the waiter
+                    return
+        self._held = False
+
+
 class Database:
     """One engine and its session factory; build it once at start-up."""
 
@@ -88,24 +124,48 @@ class Database:
                 ),
             )
             event.listen(sync_engine, "begin", _sqlite_begin_immediate)
+            self._urgent_engine = self.engine
         else:
             self.engine = create_async_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+            # Urgent work gets connections of its own: it never queues behind the
+            # handlers' transactions for one of the pool's.
+            self._urgent_engine = create_async_engine(
+                self.url, echo=echo, pool_size=2, max_overflow=2, pool_pre_ping=True
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._urgent_sessions = async_sessionmaker(
+            self._urgent_engine, expire_on_commit=False, autoflush=False
+        )
+        self._write_lock = _WriteLock() if self.is_sqlite else None
 
-    def uow(self) -> UnitOfWork:
-        """A new unit of work: one transaction, committed when the block ends cleanly."""
-        return UnitOfWork(self)
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this database uses (one on SQLite; two on PostgreSQL)."""
+        if self._urgent_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self._urgent_engine)
+
+    def uow(self, *, urgent: bool = False) -> UnitOfWork:
+        """A new unit of work: one transaction, committed when the block ends cleanly.
+
+        ``urgent`` is for short transactions someone waits for (storing incoming
+        updates): they go before the others waiting for SQLite's write lock, and on
+        PostgreSQL they use connections of their own.
+        """
+        return UnitOfWork(self, urgent=urgent)
 
     @asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    async def _locked(self, *, urgent: bool) -> AsyncIterator[None]:
         if self._write_lock is None:
             yield
-        else:
-            async with self._write_lock:
-                yield
+            return
+        await self._write_lock.acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -119,6 +179,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._urgent_engine is not self.engine:
+            await self._urgent_engine.dispose()
 
 
 class UnitOfWork:
@@ -131,15 +193,18 @@ class UnitOfWork:
     session: AsyncSession
     repos: Repositories
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, urgent: bool = False) -> None:
         self._database = database
+        self._urgent = urgent
         self._lock_cm: Any = None
 
     async def __aenter__(self) -> UnitOfWork:
-        self._lock_cm = self._database._locked()
+        database = self._database
+        self._lock_cm = database._locked(urgent=self._urgent)
         await self._lock_cm.__aenter__()
         try:
-            self.session = self._database.sessions()
+            sessions = database._urgent_sessions if self._urgent else database.sessions
+            self.session = sessions()
             self.repos = Repositories(self.session)
         except BaseException:
             await self._lock_cm.__aexit__(None, None, None)

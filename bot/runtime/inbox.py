@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from bot import failpoints
 from bot.runtime.context import Services
+from bot.runtime.middlewares import Delivery
 from bot.runtime.processor import UpdateProcessor
 from bot.runtime.throttle import FloodGuard
 from storage.records import IncomingUpdate
@@ -61,25 +63,66 @@ class Inbox:
         settings = services.settings
         self.flood = FloodGuard(rate=settings.flood_rate_per_second, burst=settings.flood_burst)
         self._notices: set[asyncio.Task[None]] = set()
+        self._to_store: list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]] = []
+        self._storing: asyncio.Task[None] | None = None
 
     async def receive(self, updates: Sequence[IncomingUpdate]) -> list[int]:
-        """Store updates (one transaction), then queue the ones not seen before.
+        """Make updates durable, then have them handled; return the ids not seen before.
 
-        Returns the ids that were new. Raises if the database refuses, so the
-        caller does not confirm the updates to Telegram.
+        An update alone whose chat is idle, with a slot free, is handled at once and
+        stored as handled in the handler's transaction: one transaction, and this
+        returns once it committed. Otherwise the updates are stored (one transaction
+        shared with concurrent callers) and queued. Raises if the database refuses,
+        so the caller does not confirm the updates to Telegram.
         """
         updates = self._admit(updates)
         if not updates:
             return []
-        async with self._services.database.uow() as uow:
-            new_ids = await uow.repos.inbox.store(updates, self._services.clock.now())
-        failpoints.reach("after_store")
-        fresh = set(new_ids)
-        for item in updates:
-            if item.update_id in fresh:
-                fresh.discard(item.update_id)
-                self.processor.submit(item)
-        return new_ids
+        if len(updates) == 1 and self.processor.can_run_now(updates[0]):
+            delivery = Delivery(updates[0])
+            await self.processor.run_now(delivery.item, partial(self.handle, delivery=delivery))
+            return [delivery.item.update_id] if delivery.new else []
+        return await self._store(updates)
+
+    async def _store(self, updates: Sequence[IncomingUpdate]) -> list[int]:
+        """Store and queue updates; callers arriving meanwhile share the next transaction."""
+        waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._to_store.append((updates, waiter))
+        if self._storing is None:
+            self._storing = asyncio.create_task(self._store_waiting(), name="inbox-store")
+        return await waiter
+
+    async def _store_waiting(self) -> None:
+        try:
+            while self._to_store:
+                batch, self._to_store = self._to_store, []
+                items: dict[int, IncomingUpdate] = {}
+                for updates, _ in batch:
+                    for item in updates:
+                        items.setdefault(item.update_id, item)
+                try:
+                    async with self._services.database.uow(urgent=True) as uow:
+                        stored = await uow.repos.inbox.store(
+                            list(items.values()), self._services.clock.now()
+                        )
+                except Exception as error:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(error)
+                    continue
+                failpoints.reach("after_store")
+                fresh = set(stored)
+                for updates, waiter in batch:
+                    new_ids = []
+                    for item in updates:
+                        if item.update_id in fresh:
+                            fresh.discard(item.update_id)
+                            new_ids.append(item.update_id)
+                            self.processor.submit(item)
+                    if not waiter.done():
+                        waiter.set_result(new_ids)
+        finally:
+            self._storing = None
 
     def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
         """Drop what flooders send, before it costs any database work."""
@@ -118,23 +161,40 @@ class Inbox:
             log.info("resuming %d stored update(s) left unfinished", len(pending))
         return len(pending)
 
-    async def handle(self, item: IncomingUpdate) -> None:
-        """Run one stored update through the dispatcher; record it if it fails."""
+    async def handle(self, item: IncomingUpdate, *, delivery: Delivery | None = None) -> None:
+        """Run one update through the dispatcher; record it if it fails.
+
+        Without ``delivery`` the update is stored and pending; with one, it is not
+        stored yet (see :class:`Delivery`). Raises only if the failure cannot be
+        recorded either.
+        """
         try:
             update = Update.model_validate(item.payload, context={"bot": self._bot})
-            await self._dispatcher.feed_update(self._bot, update)
+            if delivery is None:
+                await self._dispatcher.feed_update(self._bot, update)
+            else:
+                await self._dispatcher.feed_update(self._bot, update, delivery=delivery)
         except Exception as error:
             # The message may quote what the citizen wrote: details only at debug level.
             log.error("update %s failed: %s", item.update_id, type(error).__name__)
             log.debug("update %s failure details", item.update_id, exc_info=True)
-            await self._record_failure(item, error)
+            if delivery is not None:
+                delivery.new = True
+            await self._record_failure(item, error, stored=delivery is None)
 
-    async def _record_failure(self, item: IncomingUpdate, error: Exception) -> None:
+    async def _record_failure(
+        self, item: IncomingUpdate, error: Exception, *, stored: bool
+    ) -> None:
         services = self._services
         async with services.database.uow() as uow:
-            await uow.repos.inbox.mark_failed(
-                item.update_id, type(error).__name__, services.clock.now()
-            )
+            if stored:
+                await uow.repos.inbox.mark_failed(
+                    item.update_id, type(error).__name__, services.clock.now()
+                )
+            else:
+                await uow.repos.inbox.record_failed(
+                    item, type(error).__name__, services.clock.now()
+                )
             citizen = None
             if item.user_id is not None and item.chat_id == item.user_id:
                 citizen = await uow.repos.citizens.by_telegram_id(item.user_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -11,16 +12,32 @@ from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from storage.records import IncomingUpdate
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-class UnitOfWorkMiddleware(BaseMiddleware):
-    """Claims the stored update, runs the handlers in one transaction, marks it done.
+@dataclass(slots=True)
+class Delivery:
+    """An update handed to the dispatcher before it was stored (``feed_update(delivery=…)``).
 
-    The inbox mark commits with the handler's effects, so a crash anywhere before
-    the commit leaves the update pending and it is handled again, whole, at start-up;
-    a duplicate finds it no longer pending and does nothing.
+    The middleware stores it as handled in the handler's transaction and says in
+    ``new`` whether it had been seen before.
+    """
+
+    item: IncomingUpdate
+    new: bool = False
+
+
+class UnitOfWorkMiddleware(BaseMiddleware):
+    """Runs the handlers in one transaction with the update's inbox mark.
+
+    A stored update is claimed and marked done by one statement in that
+    transaction; one not stored yet (a :class:`Delivery`) is stored as done there.
+    Either way the mark commits with the handler's effects, so a crash anywhere
+    before the commit leaves the update pending (or unstored and unconfirmed, so the
+    Bot API sends it again) and it is handled again, whole; a duplicate finds it
+    already there and does nothing.
     """
 
     def __init__(self, services: Services) -> None:
@@ -29,14 +46,20 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         services = self._services
+        delivery: Delivery | None = data.get("delivery")
         out = Outgoing()
         async with services.database.uow() as uow:
-            if not await uow.repos.inbox.claim(event.update_id):
+            now = services.clock.now()
+            if delivery is not None:
+                delivery.new = await uow.repos.inbox.record_handled(delivery.item, now)
+                fresh = delivery.new
+            else:
+                fresh = await uow.repos.inbox.close(event.update_id, now)
+            if not fresh:
                 return UNHANDLED
             data["uow"] = uow
             data["out"] = out
             result = await handler(event, data)
-            await uow.repos.inbox.mark_done(event.update_id, services.clock.now())
         bot: Bot = data["bot"]
         refused = await out.flush(bot)
         if refused:

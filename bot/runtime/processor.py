@@ -1,7 +1,9 @@
 """Runs stored updates: one chat's updates in order, different chats concurrently.
 
 Each chat has a queue drained by one task; a semaphore bounds how many updates
-run at the same time across all chats.
+run at the same time across all chats. An update of an idle chat can instead run
+at once in the caller's task (:meth:`UpdateProcessor.run_now`): the chat's later
+updates queue behind it as usual.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class UpdateProcessor:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._queues: dict[int, deque[IncomingUpdate]] = {}
         self._workers: set[asyncio.Task[None]] = set()
+        self._inline = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -45,14 +48,49 @@ class UpdateProcessor:
             return
         self._queues[key] = deque([update])
         self._idle.clear()
+        self._start_worker(key)
+
+    def can_run_now(self, update: IncomingUpdate) -> bool:
+        """True when nothing of the update's chat is queued or running and a slot is free."""
+        return self._chat_key(update) not in self._queues and not self._slots.locked()
+
+    async def run_now(self, update: IncomingUpdate, handle: UpdateHandler) -> None:
+        """Run ``handle(update)`` in this task as its chat's next update; wait for it.
+
+        Only for a chat with nothing queued (see :meth:`can_run_now`). Updates of the
+        chat submitted meanwhile wait behind it. Exceptions reach the caller.
+        """
+        key = self._chat_key(update)
+        if key in self._queues:
+            raise RuntimeError(f"chat {key} has updates queued: submit instead")
+        queue = deque([update])
+        self._queues[key] = queue
+        self._inline += 1
+        self._idle.clear()
+        try:
+            async with self._slots:
+                await handle(update)
+        finally:
+            queue.popleft()
+            self._inline -= 1
+            if queue:
+                self._start_worker(key)
+            else:
+                del self._queues[key]
+                self._check_idle()
+
+    def _start_worker(self, key: int) -> None:
         task = asyncio.create_task(self._drain(key), name=f"chat-{key}")
         self._workers.add(task)
         task.add_done_callback(self._worker_done)
 
+    def _check_idle(self) -> None:
+        if not self._workers and not self._inline:
+            self._idle.set()
+
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         self._workers.discard(task)
-        if not self._workers:
-            self._idle.set()
+        self._check_idle()
 
     async def _drain(self, key: int) -> None:
         queue = self._queues[key]

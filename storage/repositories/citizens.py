@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Citizen
+from storage.models import Citizen, DialogSession
 from storage.records import CitizenRecord
 from storage.repositories._dialect import insert_ignoring_conflicts
+from storage.repositories.sessions import remember_row
 
 # Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.
 _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -73,31 +74,47 @@ class CitizenRepository:
         The second value is True when the citizen was created now. Names are
         refreshed on every contact; the language only until the citizen chooses one.
         """
-        row = await self._session.scalar(select(Citizen).where(Citizen.telegram_id == telegram_id))
-        if row is not None:
+        # The open dialog session comes with the same query: nearly every update of a
+        # citizen reads it next, and this saves that statement.
+        found = (
+            await self._session.execute(
+                select(Citizen, DialogSession)
+                .outerjoin(DialogSession, DialogSession.citizen_id == Citizen.id)
+                .where(Citizen.telegram_id == telegram_id)
+            )
+        ).first()
+        if found is not None:
+            row, dialog = found
+            remember_row(self._session, row.id, dialog)
             stale = now - row.last_seen_at > LAST_SEEN_RESOLUTION
             if stale or (row.first_name, row.username) != (first_name, username):
                 row.first_name, row.username, row.last_seen_at = first_name, username, now
             return _record(row), False
         # Insert-or-ignore: another instance may register the same user concurrently.
-        inserted = await self._session.execute(
-            insert_ignoring_conflicts(self._session, Citizen, ["telegram_id"])
-            .values(
-                telegram_id=telegram_id,
-                pseudonym=new_pseudonym(),
-                language=language,
-                language_chosen=False,
-                first_name=first_name,
-                username=username,
-                created_at=now,
-                last_seen_at=now,
+        inserted = (
+            await self._session.scalars(
+                insert_ignoring_conflicts(self._session, Citizen, ["telegram_id"])
+                .values(
+                    telegram_id=telegram_id,
+                    pseudonym=new_pseudonym(),
+                    language=language,
+                    language_chosen=False,
+                    first_name=first_name,
+                    username=username,
+                    created_at=now,
+                    last_seen_at=now,
+                )
+                .returning(Citizen)
             )
-            .returning(Citizen.id)
+        ).first()
+        if inserted is not None:
+            remember_row(self._session, inserted.id, None)
+            return _record(inserted), True
+        existing = await self._session.scalar(
+            select(Citizen).where(Citizen.telegram_id == telegram_id)
         )
-        created = inserted.scalar() is not None
-        row = await self._session.scalar(select(Citizen).where(Citizen.telegram_id == telegram_id))
-        assert row is not None
-        return _record(row), created
+        assert existing is not None
+        return _record(existing), False
 
     async def record_consent(self, citizen_id: int, now: datetime) -> None:
         """Note when the citizen accepted the terms (kept from the first time)."""
@@ -151,6 +168,7 @@ class CitizenRepository:
         if row is not None:
             await self._session.delete(row)
             await self._session.flush()
+            remember_row(self._session, citizen_id, None)
 
     async def by_username(self, username: str) -> CitizenRecord | None:
         """The citizen with this Telegram @username (case-insensitive), if known."""

@@ -47,6 +47,79 @@ class InboxRepository:
         result = await self._session.execute(statement, rows)
         return sorted(result.scalars().all())
 
+    async def record_handled(self, item: IncomingUpdate, now: datetime) -> bool:
+        """Store an update as handled, in the transaction that handles it; False if known.
+
+        For an update handled the moment it arrives: one statement instead of a
+        store, a claim and a mark. Nothing that identifies the citizen is kept. On
+        PostgreSQL a concurrent insert of the same id waits for this transaction and
+        then finds the row, so a duplicate has no effect either way.
+        """
+        statement = (
+            insert_ignoring_conflicts(self._session, InboxUpdate, ["update_id"])
+            .values(
+                update_id=item.update_id,
+                status=DONE,
+                attempts=1,
+                received_at=now,
+                handled_at=now,
+            )
+            .returning(InboxUpdate.update_id)
+        )
+        result = await self._session.execute(statement)
+        return result.scalar() is not None
+
+    async def close(self, update_id: int, now: datetime) -> bool:
+        """Claim a stored, pending update and mark it done, in one statement.
+
+        Call it in the transaction that handles the update: the mark commits with the
+        handler's effects or rolls back with them. False when the update is not
+        pending (a duplicate, or another instance handled it). On PostgreSQL the row
+        stays locked until the transaction ends, so a concurrent claimer waits and
+        then finds it no longer pending. Only the update id stays, to recognise a
+        repeated delivery.
+        """
+        result = await self._session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id, InboxUpdate.status == PENDING)
+            .values(
+                status=DONE,
+                payload=None,
+                chat_id=None,
+                user_id=None,
+                handled_at=now,
+                error=None,
+                attempts=InboxUpdate.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def record_failed(self, item: IncomingUpdate, error: str, now: datetime) -> None:
+        """Store an update whose handling raised before it was ever stored (payload kept).
+
+        If the update is already there (a concurrent duplicate stored it), a pending
+        row is set aside as failed instead.
+        """
+        statement = (
+            insert_ignoring_conflicts(self._session, InboxUpdate, ["update_id"])
+            .values(
+                update_id=item.update_id,
+                chat_id=item.chat_id,
+                user_id=item.user_id,
+                payload=item.payload,
+                status=FAILED,
+                attempts=1,
+                error=error[:200],
+                received_at=now,
+                handled_at=now,
+            )
+            .returning(InboxUpdate.update_id)
+        )
+        result = await self._session.execute(statement)
+        if result.scalar() is None:
+            await self.mark_failed(item.update_id, error, now)
+
     async def claim(self, update_id: int) -> bool:
         """Take a pending update for handling in this transaction.
 

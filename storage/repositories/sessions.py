@@ -11,6 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import DialogSession
 from storage.records import SessionRecord
 
+# The rows this transaction has read or written, by citizen id (None: no session).
+# The ORM's identity map holds rows weakly, so a row read and dropped is read again.
+_ROWS = "dialog_session_rows"
+
+
+def _rows(session: AsyncSession) -> dict[int, DialogSession | None]:
+    rows: dict[int, DialogSession | None] = session.info.setdefault(_ROWS, {})
+    return rows
+
+
+def remember_row(session: AsyncSession, citizen_id: int, row: DialogSession | None) -> None:
+    """Keep a citizen's session row (or its absence), read with another query, for this
+    transaction: the update's handlers then read it without a statement."""
+    _rows(session)[citizen_id] = row
+
 
 def _record(row: DialogSession) -> SessionRecord:
     return SessionRecord(
@@ -32,9 +47,17 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def _row(self, citizen_id: int) -> DialogSession | None:
+        rows = _rows(self._session)
+        if citizen_id in rows:
+            return rows[citizen_id]
+        row = await self._session.get(DialogSession, citizen_id)
+        rows[citizen_id] = row
+        return row
+
     async def get(self, citizen_id: int) -> SessionRecord | None:
         """The citizen's open session, if any."""
-        row = await self._session.get(DialogSession, citizen_id)
+        row = await self._row(citizen_id)
         return None if row is None else _record(row)
 
     async def save(
@@ -53,25 +76,25 @@ class SessionRepository:
 
         Every save is activity: the reminder (``nudge_at``) is due again.
         """
-        row = await self._session.get(DialogSession, citizen_id)
+        row = await self._row(citizen_id)
         if row is None or row.flow_id != flow_id or row.revision_id != revision_id:
             if row is not None:
                 await self._session.delete(row)
                 await self._session.flush()
-            self._session.add(
-                DialogSession(
-                    citizen_id=citizen_id,
-                    flow_id=flow_id,
-                    revision_id=revision_id,
-                    state=state,
-                    started_at=now,
-                    last_activity_at=now,
-                    expires_at=expires_at,
-                    nudge_at=nudge_at,
-                    nudged_at=None,
-                    pending_flow=pending_flow,
-                )
+            row = DialogSession(
+                citizen_id=citizen_id,
+                flow_id=flow_id,
+                revision_id=revision_id,
+                state=state,
+                started_at=now,
+                last_activity_at=now,
+                expires_at=expires_at,
+                nudge_at=nudge_at,
+                nudged_at=None,
+                pending_flow=pending_flow,
             )
+            self._session.add(row)
+            _rows(self._session)[citizen_id] = row
             return
         row.state = state
         row.last_activity_at = now
@@ -82,7 +105,7 @@ class SessionRepository:
 
     async def set_pending_flow(self, citizen_id: int, flow_id: str | None) -> None:
         """Remember which flow the citizen asked for while another was open."""
-        row = await self._session.get(DialogSession, citizen_id)
+        row = await self._row(citizen_id)
         if row is not None:
             row.pending_flow = flow_id
 
@@ -91,6 +114,7 @@ class SessionRepository:
         await self._session.execute(
             delete(DialogSession).where(DialogSession.citizen_id == citizen_id)
         )
+        _rows(self._session)[citizen_id] = None
 
     async def due(self, now: datetime, *, limit: int = 200) -> list[tuple[int, bool]]:
         """Sessions needing attention: ``(citizen id, expired)``, expired ones first."""
@@ -128,7 +152,7 @@ class SessionRepository:
 
     async def expire(self, citizen_id: int, now: datetime) -> str | None:
         """End the session if its time ran out; returns its flow id (one instance wins)."""
-        row = await self._session.get(DialogSession, citizen_id)
+        row = await self._row(citizen_id)
         if row is None or row.expires_at > now:
             return None
         result = await self._session.execute(
@@ -136,4 +160,7 @@ class SessionRepository:
                 DialogSession.citizen_id == citizen_id, DialogSession.expires_at <= now
             )
         )
-        return row.flow_id if result.rowcount else None  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        _rows(self._session)[citizen_id] = None
+        return row.flow_id
