@@ -41,6 +41,7 @@ from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
 from bot.runtime.web import build_web_app
+from bot.usecases.broadcasts import BroadcastMonitor
 from bot.usecases.housekeeping import Housekeeper
 from bot.usecases.janitor import SessionJanitor
 from bot.usecases.photos import PhotoFetcher
@@ -317,6 +318,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                     lease=timedelta(seconds=settings.outbox_lease_seconds),
                 ),
             ),
+            ("broadcasts", BroadcastMonitor(runtime.services, runtime.bot)),
             (
                 "housekeeping",
                 Housekeeper(runtime.services, retention=timedelta(days=settings.retention_days)),

@@ -6,6 +6,7 @@ from aiogram import Dispatcher
 
 from bot.handlers.account import build_account_router
 from bot.handlers.admin import build_admin_router, build_refusal_router
+from bot.handlers.broadcasts import build_broadcast_router
 from bot.handlers.citizen import build_citizen_router
 from bot.handlers.dialog import build_dialog_router
 from bot.handlers.digests import build_digest_router
@@ -23,6 +24,7 @@ def include_routers(dispatcher: Dispatcher) -> None:
         build_flows_admin_router(),
         build_manager_router(),
         build_digest_router(),
+        build_broadcast_router(),
         build_refusal_router(),
         build_citizen_router(),
         build_account_router(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
 from storage.repositories.digest_subscriptions import DigestSubscriptionRepository
@@ -36,9 +37,11 @@ class Repositories:
         self.staff = StaffRepository(session)
         self.digests = DigestRepository(session)
         self.digest_subscriptions = DigestSubscriptionRepository(session)
+        self.broadcasts = BroadcastRepository(session)
 
 
 __all__ = [
+    "BroadcastRepository",
     "CatalogRepository",
     "CitizenRepository",
     "DigestRepository",
