@@ -93,6 +93,30 @@ def _command_flows_validate(_settings: Settings, args: argparse.Namespace) -> in
     return run_validate(args.paths, out=sys.stdout, err=sys.stderr)
 
 
+def _command_flows_manage(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import flowcheck
+    from bot.clock import SystemClock
+
+    url, out, err = settings.database_url, sys.stdout, sys.stderr
+    now = SystemClock().now()
+    command = args.flows_command
+    if command == "list":
+        return flowcheck.run_flows_list(url, out=out, err=err)
+    if command == "export":
+        return flowcheck.run_flows_export(
+            url, args.flow, args.revision, args.output, out=out, err=err
+        )
+    if command == "import":
+        return flowcheck.run_flows_import(
+            url, args.file, publish=args.publish, out=out, err=err, now=now
+        )
+    if command == "diff":
+        return flowcheck.run_flows_diff(url, args.flow, args.target, args.against, out=out, err=err)
+    return flowcheck.run_flows_publish(
+        url, args.flow, args.number, rollback=command == "rollback", out=out, err=err, now=now
+    )
+
+
 def _command_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from bot.simulate import run_simulation
 
@@ -106,6 +130,40 @@ def _command_simulate(settings: Settings, args: argparse.Namespace) -> int:
         out=sys.stdout,
         err=sys.stderr,
     )
+
+
+def _add_flow_management(flows: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``flows list | export | import | publish | rollback | diff`` on the stored revisions."""
+    listing = flows.add_parser(
+        "list", help="stored flows: published revision, drafts, earlier ones"
+    )
+    listing.set_defaults(handler=_command_flows_manage)
+    export = flows.add_parser("export", help="print or save a stored revision's YAML")
+    export.add_argument("flow", metavar="FLOW")
+    export.add_argument("--revision", type=int, metavar="N", help="default: the published one")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    export.set_defaults(handler=_command_flows_manage)
+    load = flows.add_parser("import", help="store a flow file as a draft revision")
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--publish", action="store_true", help="and publish it")
+    load.set_defaults(handler=_command_flows_manage)
+    publish = flows.add_parser("publish", help="publish revision N of FLOW")
+    publish.add_argument("flow", metavar="FLOW")
+    publish.add_argument("number", type=int, metavar="N")
+    publish.set_defaults(handler=_command_flows_manage)
+    rollback = flows.add_parser(
+        "rollback", help="publish an earlier revision (default: the one before the published)"
+    )
+    rollback.add_argument("flow", metavar="FLOW")
+    rollback.add_argument("number", type=int, nargs="?", metavar="N")
+    rollback.set_defaults(handler=_command_flows_manage)
+    diff = flows.add_parser(
+        "diff", help="unified diff from a stored revision to a file or revision"
+    )
+    diff.add_argument("flow", metavar="FLOW")
+    diff.add_argument("target", metavar="FILE-or-N", help="a flow file, or a revision number")
+    diff.add_argument("--against", type=int, metavar="N", help="default: the published revision")
+    diff.set_defaults(handler=_command_flows_manage)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="a flow file, or a directory of *.yaml flows"
     )
     validate.set_defaults(handler=_command_flows_validate)
+    _add_flow_management(flows)
 
     simulate = commands.add_parser("simulate", help="run a flow in the terminal as a citizen would")
     simulate.add_argument(
