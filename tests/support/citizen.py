@@ -33,11 +33,18 @@ class Citizen:
             self.id, after=sent.message_id, predicate=containing(expect), timeout=timeout
         )
 
-    async def location(self, latitude: float, longitude: float, *, expect: str) -> ChatMessage:
+    async def location(
+        self,
+        latitude: float,
+        longitude: float,
+        *,
+        expect: str,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> ChatMessage:
         """Share a pin and wait for ``expect``."""
         sent = await self.client.send_location(self.id, latitude, longitude, user=self.user)
         return await self.client.wait_for_bot_message(
-            self.id, after=sent.message_id, predicate=containing(expect), timeout=30
+            self.id, after=sent.message_id, predicate=containing(expect), timeout=timeout
         )
 
     async def photo(self, data: bytes, *, expect: str) -> ChatMessage:
@@ -47,14 +54,14 @@ class Citizen:
             self.id, after=sent.message_id, predicate=containing(expect), timeout=30
         )
 
-    async def sticker(self, *, expect: str) -> ChatMessage:
+    async def sticker(self, *, expect: str, timeout: float = 30.0) -> ChatMessage:  # noqa: ASYNC109
         """Send a sticker and wait for ``expect``."""
         sent = await self.client.send_sticker(self.id, user=self.user)
         return await self.client.wait_for_bot_message(
-            self.id, after=sent.message_id, predicate=containing(expect), timeout=30
+            self.id, after=sent.message_id, predicate=containing(expect), timeout=timeout
         )
 
-    async def tap(self, button: str, *, expect: str) -> ChatMessage:
+    async def tap(self, button: str, *, expect: str, timeout: float = 30.0) -> ChatMessage:  # noqa: ASYNC109
         """Press the newest inline button labelled ``button``; wait for ``expect``.
 
         The pressed message itself counts when the bot edits it into the answer.
@@ -73,7 +80,7 @@ class Citizen:
                 (m.message_id > last or m.message_id == target.message_id) and containing(expect)(m)
             ),
             description=f"a bot message containing {expect!r} after pressing {button!r}",
-            timeout=30,
+            timeout=timeout,
         )
 
     async def keyboard(self) -> list[str]:

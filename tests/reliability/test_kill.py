@@ -1,0 +1,168 @@
+"""Kill -9: the bot process dies again and again while 50 citizens are reporting.
+
+Each kill comes at a moment drawn from a seeded random generator: after a random
+number of the bot's replies since its last start, so it always lands while the
+citizens' answers are being stored, handled or answered. After the last restart:
+every submitted report exists exactly once, every unfinished dialog takes its next
+answer, and no update was handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from storage.db import Database
+from storage.models import InboxUpdate, Report
+from tests.reliability.conftest import BotFactory
+from tests.reliability.reportflow import (
+    CONFIRM,
+    NOT_STARTED,
+    QUESTIONS,
+    SENT,
+    BotLife,
+    ReportingCitizen,
+    advance_all,
+    step_shown,
+)
+from tests.support.botprocess import BotProcess
+from tests.support.citizen import Citizen
+from tests.support.emulator import EmulatorServer
+
+SEED = 20260107
+CITIZENS = 50
+KILLS = 12
+FIRST_USER = 730_000
+
+
+def plan(rng: random.Random) -> tuple[list[int], list[int]]:
+    """Where each citizen stands when the killing starts, and where it stops.
+
+    Every fifth citizen stops before sending its report (an unfinished dialog);
+    the others send it. Starting points cover every step of the flow.
+    """
+    starts, targets = [], []
+    for number in range(CITIZENS):
+        start = number % CONFIRM  # NOT_STARTED .. ANONYMOUS, then CONFIRM for some below
+        if number % 5 == 0:
+            target = rng.randint(max(start, 1), CONFIRM)
+        else:
+            start = rng.choice([start, min(start + 1, CONFIRM)])
+            target = SENT
+        starts.append(start)
+        targets.append(target)
+    return starts, targets
+
+
+async def replies_after(emulator: EmulatorServer, since: int, count: int) -> None:
+    """Wait until the bot has sent ``count`` messages after call number ``since``."""
+    cursor = since
+    for _ in range(count):
+        call = await emulator.client.wait_for_call("sendMessage", since=cursor, timeout=60)
+        cursor = call.seq
+
+
+def last_call(emulator: EmulatorServer) -> int:
+    """The sequence number of the newest call the emulator logged."""
+    return max((record.seq for record in emulator.emulator.calls()), default=0)
+
+
+async def test_reports_survive_repeated_sigkills_mid_flow(
+    emulator_server: EmulatorServer, bot_processes: BotFactory, database_url: str
+) -> None:
+    rng = random.Random(SEED)
+    client = emulator_server.client
+    life = BotLife()
+    citizens = [
+        ReportingCitizen(
+            Citizen(
+                client,
+                {"id": FIRST_USER + n, "first_name": f"C{n}", "language_code": "en"},
+            ),
+            number=n,
+            life=life,
+        )
+        for n in range(CITIZENS)
+    ]
+    starts, targets = plan(rng)
+    assert set(starts) == set(range(NOT_STARTED, CONFIRM + 1))
+
+    bot: BotProcess = await bot_processes()
+    life.up()
+    await advance_all(citizens, starts, concurrency=10)
+    assert sum(c.nudges for c in citizens) == 0  # nothing was killed yet
+
+    walking = asyncio.create_task(advance_all(citizens, targets))
+    kills = 0
+    t0 = time.monotonic()
+    try:
+        for _ in range(KILLS):
+            await replies_after(emulator_server, last_call(emulator_server), rng.randint(5, 30))
+            assert not walking.done(), f"the citizens finished after only {kills} kills"
+            life.down()
+            assert await bot.kill() == -9
+            kills += 1
+            bot = await bot_processes()
+            life.up()
+            print("restart", kills, time.monotonic() - t0, "\n".join(bot.output[-6:]))
+        await asyncio.wait_for(walking, 180)
+    finally:
+        walking.cancel()
+    assert kills >= 10
+
+    # Unfinished dialogs continue where they stopped: the next answer is taken.
+    unfinished = [(c, t) for c, t in zip(citizens, targets, strict=True) if t < SENT]
+    for citizen, target in unfinished:
+        history = await client.history(citizen.citizen.id)
+        assert step_shown(history.messages) == target
+    await asyncio.gather(*(c.answer(t, timeout=30) for c, t in unfinished))
+
+    finishers = [c for c, t in zip(citizens, targets, strict=True) if t == SENT]
+    database = Database(database_url)
+    try:
+        async with database.uow() as uow:
+            descriptions = Counter((await uow.session.scalars(select(Report.description))).all())
+            inbox = dict(
+                (
+                    await uow.session.execute(
+                        select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status)
+                    )
+                ).all()
+            )
+            attempts = set((await uow.session.scalars(select(InboxUpdate.attempts))).all())
+    finally:
+        await database.dispose()
+    nudges = sum(c.nudges for c in citizens)
+    lost = sum(c.confirmation_lost for c in citizens)
+    print(f"\n{kills} kills, {nudges} nudges, {lost} confirmations lost, inbox {inbox}")
+
+    for citizen in citizens:
+        if citizen.description not in descriptions and citizen.number % 5 != 0:
+            history = await client.history(citizen.citizen.id)
+            print(citizen.number, [m.describe() for m in history.messages])
+    # Every submitted report exists exactly once.
+    assert descriptions == Counter(c.description for c in finishers)
+    # Every update the citizens caused was stored, and handled exactly once.
+    assert inbox == {"done": sum(c.updates for c in citizens)}
+    assert attempts == {1}
+    # No answer was handled twice: a second run would have asked a question again,
+    # so no chat shows more questions than the updates its citizen sent.
+    confirmations = Counter(
+        call.chat_id
+        for call in emulator_server.emulator.calls("sendMessage")
+        if call.ok and QUESTIONS[SENT] in str(call.params.get("text", ""))
+    )
+    for citizen in citizens:
+        history = await client.history(citizen.citizen.id)
+        questions = [
+            m
+            for m in history.bot_messages
+            if any(question in m.content for question in QUESTIONS.values())
+        ]
+        assert len(questions) <= citizen.updates, (citizen.number, citizen.updates)
+        expected = 0 if citizen not in finishers or citizen.confirmation_lost else 1
+        assert confirmations[citizen.citizen.id] == expected, citizen.number
