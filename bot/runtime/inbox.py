@@ -20,6 +20,7 @@ from bot.runtime.context import Services
 from bot.runtime.middlewares import Delivery
 from bot.runtime.processor import UpdateProcessor
 from bot.runtime.throttle import FloodGuard
+from bot.runtime.tuning import keep_response_models, run_magic_filters_inline
 from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Inbox:
         self._services = services
         self._bot = bot
         self._dispatcher = dispatcher
+        run_magic_filters_inline(dispatcher)
+        keep_response_models(bot)
         self.processor = UpdateProcessor(
             self.handle, max_concurrency=services.settings.max_concurrent_updates
         )
