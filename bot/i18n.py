@@ -19,9 +19,16 @@ from bot.config import SUPPORTED_LANGUAGES
 LOCALES = Path(__file__).with_name("locales")
 
 
+class Markup(str):
+    """Text already rendered as Telegram HTML (another template's result): not escaped again."""
+
+    __slots__ = ()
+
+
 class _EscapingFormatter(Formatter):
     def format_field(self, value: object, format_spec: str) -> str:
-        return escape(super().format_field(value, format_spec), quote=False)
+        formatted = super().format_field(value, format_spec)
+        return formatted if isinstance(value, Markup) else escape(formatted, quote=False)
 
 
 _FORMATTER = _EscapingFormatter()

@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from babel.dates import format_datetime
 
+from bot.handlers.broadcasts import BROADCAST_COMMANDS
 from bot.handlers.broadcasts import PREFIX as BROADCAST_PREFIX
 from bot.handlers.digests import DIGEST_COMMANDS
 from bot.handlers.digests import PREFIX as DIGEST_PREFIX
@@ -143,7 +144,13 @@ def build_admin_router() -> Router:
 
 
 # "/report" stays out: without a reference it is the citizens' report flow.
-STAFF_COMMANDS = (*ADMIN_COMMANDS, *FLOW_COMMANDS, "reports", *DIGEST_COMMANDS, "broadcast")
+STAFF_COMMANDS = (
+    *ADMIN_COMMANDS,
+    *FLOW_COMMANDS,
+    "reports",
+    *DIGEST_COMMANDS,
+    *BROADCAST_COMMANDS,
+)
 STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX)
 
 

@@ -9,7 +9,6 @@ will see it, with how many it reaches → Send / Cancel.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from html import escape
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -23,6 +22,7 @@ from aiogram.types import (
     Message,
 )
 
+from bot.i18n import Markup
 from bot.keyboards import yes_no
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
@@ -31,6 +31,7 @@ from bot.usecases.broadcasts import (
     Draft,
     cancel_broadcast,
     confirm_broadcast,
+    draft_you_said,
     message_of,
     set_broadcast_content,
     start_broadcast,
@@ -40,7 +41,7 @@ from storage.records import CitizenRecord
 from storage.repositories.broadcasts import EVERYONE, SEGMENT_KINDS, Segment
 
 PREFIX = "bc:"
-BROADCAST_COMMANDS = ("broadcast",)
+BROADCAST_COMMANDS = ("broadcast", "yousaid")
 
 
 def _name(names: Mapping[str, str], lang: str, code: str) -> str:
@@ -74,10 +75,9 @@ async def _choices(
     return []
 
 
-def _describe(services: Services, segment: Segment, lang: str) -> str:
-    return services.translator.text(
-        lang, f"broadcast.segment.{segment.kind}", value=escape(segment.value or "")
-    )
+def _describe(services: Services, segment: Segment, lang: str) -> Markup:
+    text = services.translator.text(lang, f"broadcast.segment.{segment.kind}", value=segment.value)
+    return Markup(text)
 
 
 def build_broadcast_router() -> Router:
@@ -93,7 +93,51 @@ def build_broadcast_router() -> Router:
         F.message.chat.type == "private", F.data.startswith(PREFIX), RequireRole("admin")
     )
 
-    @router.message(Command(*BROADCAST_COMMANDS))
+    @router.message(Command("yousaid"))
+    async def you_said(
+        message: Message, services: Services, uow: UnitOfWork, out: Outgoing, lang: str
+    ) -> None:
+        t = services.translator
+        rows = [
+            _button(label, f"{PREFIX}ys:{code}")
+            for label, code in await _choices(services, uow, "service", lang)
+        ]
+        out.add(
+            message.answer(
+                t.text(lang, "yousaid.choose_service"),
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+            )
+        )
+
+    @router.callback_query(F.data.startswith(f"{PREFIX}ys:"))
+    async def you_said_service(
+        query: CallbackQuery,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        citizen: CitizenRecord,
+        lang: str,
+    ) -> None:
+        out.add(query.answer())
+        if query.message is None:
+            return
+        chat_id = query.message.chat.id
+        draft = await draft_you_said(
+            uow,
+            services,
+            citizen,
+            chat_id=chat_id,
+            service_code=(query.data or "").removeprefix(f"{PREFIX}ys:"),
+            lang=lang,
+        )
+        if draft is None:
+            out.add(
+                SendMessage(chat_id=chat_id, text=services.translator.text(lang, "yousaid.quiet"))
+            )
+            return
+        _preview(chat_id, draft, services, out, lang)
+
+    @router.message(Command("broadcast"))
     async def broadcast(message: Message, services: Services, out: Outgoing, lang: str) -> None:
         t = services.translator
         rows = [

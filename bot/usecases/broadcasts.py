@@ -19,13 +19,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
 
+from bot.digests.compute import ServiceDigest, build_digest
+from bot.i18n import Translator
 from bot.outbox import enqueue, method_payload
 from bot.runtime.context import Services
 from bot.usecases.staff import actor_of
@@ -125,6 +130,82 @@ async def confirm_broadcast(
     )
     services.signals.outbox_pending.set()
     return total
+
+
+def last_month(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The last whole calendar month before ``now`` in ``zone``, as UTC bounds."""
+    this_month = now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    previous = (this_month - timedelta(days=1)).replace(day=1)
+    return previous.astimezone(UTC), this_month.astimezone(UTC)
+
+
+def you_said_text(
+    translator: Translator, lang: str, *, service: str, month: str, section: ServiceDigest
+) -> str | None:
+    """ "You said, we did" from a service's figures of a closed period; None if it was quiet."""
+    reports, satisfaction = section.reports, section.satisfaction
+    if reports.new == 0 and reports.fixed == 0 and satisfaction.ratings == 0:
+        return None
+    lines = [translator.text(lang, "yousaid.header", service=service, month=month)]
+    if reports.new:
+        lines.append(translator.text(lang, "yousaid.reports", count=reports.new))
+    if reports.fixed:
+        median = reports.median_days_to_fix
+        lines.append(
+            translator.text(lang, "yousaid.fixed", count=reports.fixed)
+            if median is None
+            else translator.text(
+                lang,
+                "yousaid.fixed_in",
+                count=reports.fixed,
+                days=format_decimal(median, format="#,##0.#", locale=lang),
+            )
+        )
+    if satisfaction.ratings and satisfaction.csat is not None:
+        lines.append(
+            translator.text(
+                lang,
+                "yousaid.satisfaction",
+                count=satisfaction.ratings,
+                csat=format_percent(satisfaction.csat, locale=lang),
+            )
+        )
+    lines.append(translator.text(lang, "yousaid.closing"))
+    return "\n".join(lines)
+
+
+async def draft_you_said(
+    uow: UnitOfWork,
+    services: Services,
+    admin: CitizenRecord,
+    *,
+    chat_id: int,
+    service_code: str,
+    lang: str,
+) -> Draft | None:
+    """A draft to a service's participants with last month's figures; None if quiet."""
+    service = await uow.repos.catalog.service_by_code(service_code)
+    if service is None:
+        return None
+    now = services.clock.now()
+    zone = ZoneInfo(services.settings.timezone)
+    start, end = last_month(now, zone)
+    digest = await build_digest(uow, service_ids=[service.id], start=start, end=end)
+    section = next((s for s in digest.services if s.service is not None), digest.total)
+    text = you_said_text(
+        services.translator,
+        lang,
+        service=service.names.get(lang) or service.code,
+        month=format_date(start.astimezone(zone), "MMMM y", locale=lang),
+        section=section,
+    )
+    if text is None:
+        return None
+    draft = await start_broadcast(
+        uow, admin, chat_id=chat_id, segment=Segment("service", service.code), now=now
+    )
+    await uow.repos.broadcasts.set_content(draft.broadcast.id, text=text, photo_file_id=None)
+    return await _draft(uow, draft.broadcast.id)
 
 
 async def cancel_broadcast(

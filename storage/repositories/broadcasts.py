@@ -230,13 +230,20 @@ class BroadcastRepository:
                     Category.code == value,
                 ),
             )
-        if segment.kind == "service":
+        if segment.kind == "service":  # the service's participants: reporters and raters
             return and_(
                 _reachable(),
-                exists().where(
-                    Rating.citizen_id == Citizen.id,
-                    Rating.service_id == Service.id,
-                    Service.code == value,
+                or_(
+                    exists().where(
+                        Report.citizen_id == Citizen.id,
+                        Report.service_id == Service.id,
+                        Service.code == value,
+                    ),
+                    exists().where(
+                        Rating.citizen_id == Citizen.id,
+                        Rating.service_id == Service.id,
+                        Service.code == value,
+                    ),
                 ),
             )
         return None

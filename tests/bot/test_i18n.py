@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,13 @@ def test_telegram_language_codes_map_to_supported_languages(
     translator: Translator, code: str | None, expected: str
 ) -> None:
     assert translator.resolve_language(code) == expected
+
+
+def test_a_rendered_text_placed_in_another_is_not_escaped_twice() -> None:
+    translator = Translator.load("en")
+    inner = translator.text("en", "broadcast.segment.area", value="Lac & Gare")
+    assert "Lac &amp; Gare" in inner
+    outer = translator.text("en", "broadcast.ask_content", segment=Markup(inner), count=3)
+    assert "Lac &amp; Gare" in outer and "&amp;amp;" not in outer
+    # Plain values are still escaped.
+    assert "&lt;b&gt;" in translator.text("en", "broadcast.ask_content", segment="<b>", count=3)
