@@ -9,6 +9,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiogram import Router
 from sqlalchemy import func, select
 
@@ -337,3 +338,31 @@ async def test_managers_and_citizens_are_refused_every_flow_command_and_button(
         assert await count(database, FlowRevision) == revisions
         assert await audit_trail(database) == trail
         assert await count(database, AuditEntry, AuditEntry.action.startswith("flow.")) == 2
+
+
+async def test_a_diff_longer_than_a_message_comes_as_a_file(
+    emulator_server: EmulatorServer, database_url: str
+) -> None:
+    long_flow = EVERY_ACTION + "".join(f"# note {i}: {'x' * 60}\n" for i in range(80))
+    settings = {"admin_ids": (ADMIN["id"],)}
+    async with running_bot(database_url, emulator_server.url, ManualClock(), **settings):
+        admin = Citizen(emulator_server.client, ADMIN)
+        await admin.send("/start", expect="Hello Ada")
+        await upload(admin, long_flow, name="everything.yaml", expect="a new flow")
+        shown = await admin.client.wait_for_bot_message(
+            admin.id, predicate=containing("the whole diff is attached"), timeout=30
+        )
+        assert len(shown.content) <= 4096 and "+# note 0:" in shown.content
+        attached = await admin.client.wait_for_bot_message(
+            admin.id, predicate=lambda m: "document" in m.raw, timeout=30
+        )
+        assert attached.raw["document"]["file_name"] == "everything@1.diff"
+        assert attached.button_texts == ["👁 Preview", "✅ Publish", "🗑 Discard"]
+        assert attached.file_url is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(emulator_server.url + attached.file_url) as response,
+        ):
+            diff = await response.text()
+        assert diff.startswith("--- /dev/null\n+++ everything@1\n")
+        assert "+# note 79:" in diff

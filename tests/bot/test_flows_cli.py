@@ -15,6 +15,7 @@ import pytest
 
 from bot.cli import main
 from bot.clock import SystemClock
+from bot.conversation.catalog import FlowCatalog
 from bot.flowcheck import flow_catalog
 from storage.db import Database
 from storage.migrate import upgrade_sync
@@ -182,3 +183,40 @@ def test_a_wrong_flow_or_revision_is_named_and_changes_nothing(
     assert message in err
     assert published(database_url) == 1
     assert stored(database_url)[1] == []
+
+
+def test_a_new_release_replaces_only_flows_no_administrator_edited(
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def release(question: str) -> None:
+        shipped = {"rate.yaml": SHIPPED_RATE.replace(OLD_QUESTION, question)}
+        monkeypatch.setattr(FlowCatalog, "builtin_sources", staticmethod(lambda: shipped))
+
+        async def start_bot() -> None:
+            database = Database(database_url)
+            try:
+                async with database.uow() as uow:
+                    await flow_catalog().sync_builtin(uow, SystemClock().now())
+            finally:
+                await database.dispose()
+
+        asyncio.run(start_bot())
+
+    release("Overall, how PLEASED are you")
+    assert published(database_url) == 2  # nobody edited it: the release's text wins
+
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(SHIPPED_RATE.replace(OLD_QUESTION, "Overall, how GLAD are you"))
+    assert run(capsys, "import", str(edited), "--publish")[0] == 0
+    assert run(capsys, "rollback", "rate", "2")[0] == 0
+    release("Overall, how CONTENT are you")
+    revisions, _ = stored(database_url)
+    # The administrator chose the shipped revision 2; a deploy does not overrule them.
+    assert [(r.number, r.author, r.published) for r in revisions][-2:] == [
+        (2, "system", True),
+        (1, "system", False),
+    ]
+    assert len(revisions) == 3
