@@ -117,6 +117,20 @@ def _command_flows_manage(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _command_config(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.configcli import run_config
+
+    return run_config(
+        settings,
+        action=args.config_command,
+        kind=args.kind,
+        path=args.file,
+        dry_run=getattr(args, "dry_run", False),
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
 def _command_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from bot.simulate import run_simulation
 
@@ -210,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=_command_flows_validate)
     _add_flow_management(flows)
+
+    config = commands.add_parser(
+        "config", help="areas (GeoJSON), the service catalogue and the report state table"
+    ).add_subparsers(dest="config_command", required=True)
+    for action, help_text in (
+        ("export", "write the configuration in force to FILE ('-': stdout)"),
+        ("import", "validate FILE, then apply it in one transaction (audited)"),
+    ):
+        sub = config.add_parser(action, help=help_text)
+        sub.add_argument("kind", choices=("areas", "catalogue", "statuses"))
+        sub.add_argument("file", metavar="FILE")
+        if action == "import":
+            sub.add_argument("--dry-run", action="store_true", help="only say what would change")
+        sub.set_defaults(handler=_command_config)
 
     simulate = commands.add_parser("simulate", help="run a flow in the terminal as a citizen would")
     simulate.add_argument(

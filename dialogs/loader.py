@@ -154,6 +154,19 @@ def _compose(text: str, filename: str) -> tuple[Any, _Lines, list[Problem]]:
     return data, composer.lines, composer.problems
 
 
+YamlLines = _Lines
+
+
+def read_yaml_with_lines(text: str, filename: str) -> tuple[Any, YamlLines, list[Problem]]:
+    """Any YAML document as plain data, with the line of each value and key, and its
+    structural problems (syntax, duplicate keys, non-text keys) as ``file:line``.
+
+    Shared with other YAML documents administrators edit (the service catalogue, the
+    report state table), so they report problems the way flows do.
+    """
+    return _compose(text, filename)
+
+
 def _locate(loc: Sequence[str | int], data: Any) -> tuple[PathKey, bool]:
     """Follow a pydantic error location through the data, skipping union tags."""
     path: list[str | int] = []

@@ -19,6 +19,7 @@ from bot.followups.texts import label, local_date, local_moment, report_place, s
 from bot.i18n import Translator
 from bot.managers.cards import send_new_report_cards
 from bot.usecases import reports as report_cases
+from bot.usecases.configuration import area_of_point
 from dialogs import Call, CallKind, CallRegistry
 from dialogs.registry import (
     AddReportDetailsParams,
@@ -199,6 +200,9 @@ async def create_report(context: CallContext, params: CreateReportParams) -> Map
     if category is None:
         raise CallFailedError(f"unknown category {params.category!r}")
     location = params.location
+    area_id = None
+    if location is not None and location.latitude is not None and location.longitude is not None:
+        area_id = await area_of_point(context.uow, location.latitude, location.longitude)
     report = await repos.reports.create(
         citizen_id=context.citizen.id,
         category_id=category.id,
@@ -211,6 +215,7 @@ async def create_report(context: CallContext, params: CreateReportParams) -> Map
         language=context.language,
         now=context.now,
         due_at=context.now + timedelta(days=category.target_days),
+        area_id=area_id,
     )
     for photo in params.photos or []:
         # The bytes are fetched after the commit (see PhotoFetcher): no network

@@ -14,6 +14,7 @@ from bot.managers.cards import CODE_STATUSES, STATUS_PREFIX, card_methods, card_
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.statetable import TransitionNotAllowedError, current_table
 from bot.usecases.reports import change_report_status, status_text
 from bot.usecases.staff import actor_of
 from storage.db import UnitOfWork
@@ -23,6 +24,7 @@ from storage.repositories.staff import StaffRoles
 
 MANAGER_COMMANDS = ("reports", "report")
 PAGE = 10
+AREA_PREFIX = "area:"
 
 
 def _may_handle(roles: StaffRoles, report: ReportRecord) -> bool:
@@ -85,6 +87,7 @@ def build_manager_router() -> Router:
         statuses: tuple[str, ...] | None = OPEN_STATUSES
         overdue = None
         category = None
+        area_id = None
         page = 0
         for word in words:
             if word == "all":
@@ -95,6 +98,11 @@ def build_manager_router() -> Router:
                 page = max(0, int(word) - 1)
             elif word in CODE_STATUSES.values():
                 statuses = (word,)
+            elif word.startswith(AREA_PREFIX):
+                # An unknown area matches no report rather than every one.
+                area_id = await uow.repos.areas.id_by_code(word.removeprefix(AREA_PREFIX)) or -1
+            elif (found := await uow.repos.areas.id_by_code(word)) is not None:
+                area_id = found
             else:
                 category = word
         reports = await uow.repos.reports.for_services(
@@ -102,12 +110,14 @@ def build_manager_router() -> Router:
             statuses=statuses,
             category_code=category,
             overdue_at=overdue,
+            area_id=area_id,
             limit=PAGE,
             offset=page * PAGE,
         )
         if not reports:
             out.add(message.answer(t.text(lang, "reports.none")))
             return
+        table = await current_table(uow)
         lines = [t.text(lang, "reports.title", page=page + 1)]
         for report in reports:
             lines.append(
@@ -116,7 +126,7 @@ def build_manager_router() -> Router:
                     "reports.line",
                     reference=report.reference,
                     category=report.category_names.get(lang) or report.category_code,
-                    status=status_text(t, lang, report.status),
+                    status=status_text(t, lang, report.status, table),
                     supporters=report.supporters,
                 )
             )
@@ -147,16 +157,28 @@ def build_manager_router() -> Router:
             return
         zone = ZoneInfo(services.settings.timezone)
         now = services.clock.now()
-        change = await change_report_status(
-            uow,
-            report.id,
-            status,
-            actor_of(citizen),
-            None,
-            now,
-            translator=t,
-            timezone=zone,
-        )
+        table = await current_table(uow)
+        try:
+            change = await change_report_status(
+                uow,
+                report.id,
+                status,
+                actor_of(citizen),
+                None,
+                now,
+                translator=t,
+                timezone=zone,
+            )
+        except TransitionNotAllowedError as refused:
+            text = t.text(
+                lang,
+                "manager.transition_refused",
+                reference=report.reference,
+                current=status_text(t, lang, refused.from_status, table),
+                status=status_text(t, lang, refused.to_status, table),
+            )
+            out.add(query.answer(text, show_alert=True))
+            return
         await uow.repos.staff.audit(
             actor=actor_of(citizen),
             action="report.status",
@@ -172,7 +194,7 @@ def build_manager_router() -> Router:
             lang,
             "manager.status_changed",
             reference=report.reference,
-            status=status_text(t, lang, status),
+            status=status_text(t, lang, status, table),
             notified=change.notified if change else 0,
         )
         out.add(query.answer(done))
@@ -185,7 +207,7 @@ def build_manager_router() -> Router:
                     chat_id=query.from_user.id,
                     message_id=query.message.message_id,
                     text=text,
-                    reply_markup=status_buttons(updated, t, lang),
+                    reply_markup=status_buttons(updated, t, lang, table),
                 )
             )
         out.add(SendMessage(chat_id=query.from_user.id, text=done))

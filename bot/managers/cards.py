@@ -17,7 +17,7 @@ from babel.dates import format_datetime
 from bot.followups.texts import label
 from bot.i18n import Translator
 from bot.outbox import enqueue
-from bot.usecases.reports import REPORT_STATUSES, status_text
+from bot.statetable import REPORT_STATUSES, StateTable, current_table
 from storage.db import UnitOfWork
 from storage.records import ReportRecord
 
@@ -28,16 +28,15 @@ CODE_STATUSES = {code: status for status, code in STATUS_CODES.items()}
 
 
 def status_buttons(
-    report: ReportRecord, translator: Translator, language: str
+    report: ReportRecord, translator: Translator, language: str, table: StateTable
 ) -> InlineKeyboardMarkup:
-    """One button per status the report can move to, two per row."""
+    """One button per status the state table offers from the report's, two per row."""
     buttons = [
         InlineKeyboardButton(
-            text=status_text(translator, language, status),
+            text=table.label(translator, language, status),
             callback_data=f"{STATUS_PREFIX}{report.id}:{STATUS_CODES[status]}",
         )
-        for status in REPORT_STATUSES
-        if status != report.status
+        for status in table.offered_from(report.status)
     ]
     return InlineKeyboardMarkup(
         inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)]
@@ -67,6 +66,7 @@ async def card_text(
     now: datetime,
 ) -> str:
     """The card's HTML text (escaped)."""
+    table = await current_table(uow)
     photos = await uow.repos.reports.photo_count(report.id)
     place = escape(report.address or "") or (
         f"{report.latitude:.5f}, {report.longitude:.5f}"
@@ -80,7 +80,7 @@ async def card_text(
         "card.text",
         reference=report.reference,
         category=label(report.category_names, language),
-        status=status_text(translator, language, report.status),
+        status=table.label(translator, language, report.status),
         description=report.description[:2500],
         place=place,
         photos=photos,
@@ -110,10 +110,9 @@ async def card_methods(
     text = await card_text(
         uow, report, translator=translator, language=language, timezone=timezone, now=now
     )
+    buttons = status_buttons(report, translator, language, await current_table(uow))
     methods: list[TelegramMethod[Any]] = [
-        SendMessage(
-            chat_id=chat_id, text=text, reply_markup=status_buttons(report, translator, language)
-        )
+        SendMessage(chat_id=chat_id, text=text, reply_markup=buttons)
     ]
     if report.latitude is not None and report.longitude is not None:
         methods.append(

@@ -18,16 +18,21 @@ from bot.followups.schedule import REPORT, cancel_followups, schedule_event
 from bot.followups.texts import label
 from bot.i18n import Translator
 from bot.outbox import enqueue
+from bot.statetable import (
+    CLOSING_STATUSES,
+    FIXED,
+    REPORT_STATUSES,
+    StateTable,
+    TransitionNotAllowedError,
+    current_table,
+)
 from bot.usecases.notify import send_later
 from dialogs.campaigns import Campaigns
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord, ReportRecord
 from storage.repositories.reports import OPEN_STATUSES
 
-FIXED: Final = "fixed"
 REOPENED: Final = "open"
-CLOSING_STATUSES = ("closed", "duplicate", "not_responsible")
-REPORT_STATUSES = (*OPEN_STATUSES, FIXED, *CLOSING_STATUSES)
 
 FixAnswer = Literal["fixed", "partly", "not_fixed", "unknown"]
 
@@ -54,8 +59,13 @@ class FixAnswerOutcome:
     managers_told: int
 
 
-def status_text(translator: Translator, language: str, status: str) -> str:
-    """A status in the reader's words (the code itself when it has no text)."""
+def status_text(
+    translator: Translator, language: str, status: str, table: StateTable | None = None
+) -> str:
+    """A status in the reader's words: the state table's label if it has one, else
+    the catalogue's, else the code itself."""
+    if table is not None:
+        return table.label(translator, language, status)
     key = f"status.{status}"
     return translator.text(language, key) if translator.has(key) else status
 
@@ -115,6 +125,7 @@ async def _tell_followers(
     exclude: Collection[int] = (),
 ) -> int:
     """The reporter and followers learn the new status, each in their language."""
+    table = await current_table(uow)
     told = 0
     for citizen_id in await uow.repos.reports.follower_ids(report.id):
         if citizen_id in exclude:
@@ -128,7 +139,7 @@ async def _tell_followers(
             "report.status_notice",
             reference=report.reference,
             category=label(report.category_names, language) or report.category_code,
-            status=status_text(translator, language, status),
+            status=status_text(translator, language, status, table),
         )
         if note:
             text += translator.text(language, "report.status_note", note=note)
@@ -163,14 +174,18 @@ async def change_report_status(
     Back to an open status from fixed or closed: the ``report_reopened`` rules.
     ``timezone`` is the administration's, for citizens without one of their own.
     Returns None when the report is unknown or already has this status; raises
-    ``ValueError`` for a status that does not exist.
+    ``ValueError`` for a status that does not exist, and TransitionNotAllowedError
+    (a ValueError) when the state table does not let this status follow the
+    report's (nothing is changed).
     """
     if new_status not in REPORT_STATUSES:
         raise ValueError(f"unknown report status {new_status!r}")
     repos = uow.repos
     report = await repos.reports.by_id(report_id)
-    if report is None:
+    if report is None or report.status == new_status:
         return None
+    if not (await current_table(uow)).allows(report.status, new_status):
+        raise TransitionNotAllowedError(report.status, new_status)
     previous = await repos.reports.set_status(
         report_id, new_status, actor=actor, note=note, now=now
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.areas import AreaRepository
 from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.catalog import CatalogRepository
 from storage.repositories.citizens import CitizenRepository
+from storage.repositories.config import ConfigRepository
 from storage.repositories.digest_subscriptions import DigestSubscriptionRepository
 from storage.repositories.digests import DigestRepository
 from storage.repositories.flows import FlowRepository
@@ -37,13 +39,17 @@ class Repositories:
         self.staff = StaffRepository(session)
         self.digests = DigestRepository(session)
         self.digest_subscriptions = DigestSubscriptionRepository(session)
+        self.areas = AreaRepository(session)
+        self.config = ConfigRepository(session)
         self.broadcasts = BroadcastRepository(session)
 
 
 __all__ = [
+    "AreaRepository",
     "BroadcastRepository",
     "CatalogRepository",
     "CitizenRepository",
+    "ConfigRepository",
     "DigestRepository",
     "DigestSubscriptionRepository",
     "FlowRepository",

@@ -79,6 +79,7 @@ class ReportRepository:
         language: str,
         now: datetime,
         due_at: datetime,
+        area_id: int | None = None,
     ) -> ReportRecord:
         """Store a new open report and give it its public reference."""
         row = Report(
@@ -96,6 +97,7 @@ class ReportRepository:
             created_at=now,
             updated_at=now,
             due_at=due_at,
+            area_id=area_id,
         )
         self._session.add(row)
         await self._session.flush()
@@ -382,6 +384,7 @@ class ReportRepository:
         statuses: tuple[str, ...] | None = None,
         category_code: str | None = None,
         overdue_at: datetime | None = None,
+        area_id: int | None = None,
         limit: int = 10,
         offset: int = 0,
     ) -> list[ReportRecord]:
@@ -393,6 +396,8 @@ class ReportRepository:
             statement = statement.where(Report.status.in_(statuses))
         if category_code:
             statement = statement.where(Category.code == category_code)
+        if area_id is not None:
+            statement = statement.where(Report.area_id == area_id)
         if overdue_at is not None:
             statement = statement.where(
                 Report.due_at < overdue_at, Report.status.in_(OPEN_STATUSES)
