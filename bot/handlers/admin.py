@@ -9,10 +9,11 @@ from babel.dates import format_datetime
 
 from bot.handlers.broadcasts import BROADCAST_COMMANDS
 from bot.handlers.broadcasts import PREFIX as BROADCAST_PREFIX
-from bot.handlers.config_admin import CONFIG_COMMANDS
 from bot.handlers.digests import DIGEST_COMMANDS
 from bot.handlers.digests import PREFIX as DIGEST_PREFIX
 from bot.handlers.flows_admin import FLOW_COMMANDS
+from bot.handlers.opportunities import OPPORTUNITY_COMMANDS
+from bot.handlers.opportunities import PREFIX as OPPORTUNITY_PREFIX
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -148,12 +149,12 @@ def build_admin_router() -> Router:
 STAFF_COMMANDS = (
     *ADMIN_COMMANDS,
     *FLOW_COMMANDS,
-    *CONFIG_COMMANDS,
     "reports",
     *DIGEST_COMMANDS,
     *BROADCAST_COMMANDS,
+    *OPPORTUNITY_COMMANDS,
 )
-STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX)
+STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX, OPPORTUNITY_PREFIX)
 
 
 def build_refusal_router() -> Router:

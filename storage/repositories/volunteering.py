@@ -422,6 +422,19 @@ class VolunteeringRepository:
         result = await self._session.execute(statement)
         return [_opportunity(row) for row in result.all()]
 
+    async def between(
+        self, start: datetime, end: datetime, *, limit: int = 30
+    ) -> list[OpportunityRecord]:
+        """Opportunities starting in ``[start, end)``, cancelled ones too, soonest first."""
+        statement = (
+            _select_opportunities()
+            .where(Opportunity.starts_at >= start, Opportunity.starts_at < end)
+            .order_by(Opportunity.starts_at, Opportunity.id)
+            .limit(limit)
+        )
+        result = await self._session.execute(statement)
+        return [_opportunity(row) for row in result.all()]
+
     def _fits_skills(self, skills: list[str]) -> ColumnElement[bool]:
         if dialect_name(self._session) == "postgresql":
             items = type_coerce(Opportunity.skills, JSONB)["items"]

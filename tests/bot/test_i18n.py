@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from string import Formatter
 
 import pytest
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.i18n import Markup, Translator
+from bot.emulator.errors import BotApiError
+from bot.emulator.textparse import parse_html
+from bot.i18n import LOCALES, Markup, Translator
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +58,26 @@ def test_a_rendered_text_placed_in_another_is_not_escaped_twice() -> None:
     assert "Lac &amp; Gare" in outer and "&amp;amp;" not in outer
     # Plain values are still escaped.
     assert "&lt;b&gt;" in translator.text("en", "broadcast.ask_content", segment="<b>", count=3)
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_no_key_is_defined_twice(language: str) -> None:
+    """A second definition would silently replace the first one's text."""
+    catalogue = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    keys = re.findall(r'^msgid "(.+)"$', catalogue.read_text(encoding="utf-8"), re.MULTILINE)
+    assert [key for key, count in Counter(keys).items() if count > 1] == []
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_every_text_is_valid_telegram_html(translator: Translator, language: str) -> None:
+    """Telegram refuses a message whose HTML it cannot parse (a bare ``<code>``, say)."""
+    refused = []
+    for key in sorted(translator.keys(language)):
+        template = translator.template(language, key)
+        names = {field for _, field, _, _ in Formatter().parse(template) if field}
+        text = translator.text(language, key, **dict.fromkeys(names, "x"))
+        try:
+            parse_html(text)
+        except BotApiError as error:
+            refused.append(f"{key}: {error}")
+    assert refused == []
