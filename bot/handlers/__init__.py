@@ -8,6 +8,7 @@ from bot.handlers.account import build_account_router
 from bot.handlers.admin import build_admin_router, build_refusal_router
 from bot.handlers.broadcasts import build_broadcast_router
 from bot.handlers.citizen import build_citizen_router
+from bot.handlers.config_admin import build_config_admin_router
 from bot.handlers.dialog import build_dialog_router
 from bot.handlers.digests import build_digest_router
 from bot.handlers.fallback import build_fallback_router
@@ -22,6 +23,8 @@ def include_routers(dispatcher: Dispatcher) -> None:
     dispatcher.include_routers(
         build_membership_router(),
         build_admin_router(),
+        # Before the flows router: it takes only its own files, flows pass on.
+        build_config_admin_router(),
         build_flows_admin_router(),
         build_manager_router(),
         build_digest_router(),

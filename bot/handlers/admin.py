@@ -9,6 +9,7 @@ from babel.dates import format_datetime
 
 from bot.handlers.broadcasts import BROADCAST_COMMANDS
 from bot.handlers.broadcasts import PREFIX as BROADCAST_PREFIX
+from bot.handlers.config_admin import CONFIG_COMMANDS
 from bot.handlers.digests import DIGEST_COMMANDS
 from bot.handlers.digests import PREFIX as DIGEST_PREFIX
 from bot.handlers.flows_admin import FLOW_COMMANDS
@@ -149,6 +150,7 @@ def build_admin_router() -> Router:
 STAFF_COMMANDS = (
     *ADMIN_COMMANDS,
     *FLOW_COMMANDS,
+    *CONFIG_COMMANDS,
     "reports",
     *DIGEST_COMMANDS,
     *BROADCAST_COMMANDS,
