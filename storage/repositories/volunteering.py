@@ -388,6 +388,58 @@ class VolunteeringRepository:
         )
         return _rowcount(result) > 0
 
+    async def update_opportunity_details(
+        self,
+        opportunity_id: int,
+        *,
+        titles: Mapping[str, str],
+        descriptions: Mapping[str, str],
+        skills: Sequence[str],
+        area: str | None,
+        place: str,
+        slots: int,
+    ) -> bool:
+        """Change what an opportunity says (not its time: see update_opportunity_time)."""
+        if slots < 0:
+            raise ValueError("slots cannot be negative")
+        result = await self._session.execute(
+            update(Opportunity)
+            .where(Opportunity.id == opportunity_id)
+            .values(
+                titles=dict(titles),
+                descriptions=dict(descriptions),
+                skills=_items(skills),
+                area=area,
+                place=place,
+                slots=slots,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) > 0
+
+    async def fill_free_places(self, opportunity_id: int) -> list[PromotedSignup]:
+        """Move waiting volunteers up while places are free (after slots were raised)."""
+        await self._lock_opportunity(opportunity_id)
+        opportunity = await self.opportunity_by_id(opportunity_id)
+        if opportunity is None or opportunity.status != SCHEDULED:
+            return []
+        promoted = []
+        for _ in range(max(opportunity.slots - opportunity.confirmed, 0)):
+            moved = await self._promote_first_waiting(opportunity_id)
+            if moved is None:
+                break
+            promoted.append(moved)
+        return promoted
+
+    async def since(self, start: datetime) -> list[OpportunityRecord]:
+        """Every opportunity starting at or after ``start``, cancelled ones too, by time."""
+        result = await self._session.execute(
+            _select_opportunities()
+            .where(Opportunity.starts_at >= start)
+            .order_by(Opportunity.starts_at, Opportunity.id)
+        )
+        return [_opportunity(row) for row in result.all()]
+
     async def count_opportunities(self) -> int:
         """How many opportunities exist, whatever their status."""
         count = await self._session.scalar(select(func.count()).select_from(Opportunity))
