@@ -16,7 +16,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
-from aiogram.filters import Command, Filter
+from aiogram.filters import Command, Filter, or_f
 from aiogram.methods import SendDocument, SendMessage
 from aiogram.types import (
     BufferedInputFile,
@@ -130,7 +130,10 @@ def build_config_admin_router() -> Router:
     is_config_file = F.document.file_name.lower().endswith(CONFIG_SUFFIXES)
     # Cheap filters first: the role lookup runs only for this command and such files.
     router.message.filter(
-        F.chat.type == "private", Command(*CONFIG_COMMANDS) | is_config_file, RequireRole("admin")
+        F.chat.type == "private",
+        # or_f, not "|": a MagicFilter or-ed with a Command filter never passes a command.
+        or_f(Command(*CONFIG_COMMANDS), is_config_file),
+        RequireRole("admin"),
     )
     router.callback_query.filter(
         F.message.chat.type == "private", F.data.startswith(BUTTON_PREFIX), RequireRole("admin")
