@@ -24,6 +24,7 @@ _CLEARED = (
     "WEB_PORT",
     "ADMIN_IDS",
     "CITIZENBOT_FAILPOINTS",
+    "WORKER_ID",
 )
 
 
@@ -38,7 +39,9 @@ def free_port() -> int:
 class BotProcess:
     """Starts, stops and kills one bot process and keeps what it printed."""
 
-    def __init__(self, environment: Mapping[str, str], workdir: Path) -> None:
+    def __init__(
+        self, environment: Mapping[str, str], workdir: Path, *, module: str = "bot"
+    ) -> None:
         self.environment = {k: v for k, v in os.environ.items() if k not in _CLEARED}
         # Test users type far faster than people: keep flood control out of their way.
         self.environment.update(
@@ -46,6 +49,7 @@ class BotProcess:
         )
         self.environment.update(environment)
         self.workdir = workdir
+        self.module = module  # what ``python -m`` runs (a wrapper of the bot in some tests)
         self.output: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -58,6 +62,11 @@ class BotProcess:
         return int(self.environment["WEB_PORT"])
 
     @property
+    def pid(self) -> int | None:
+        """The process id while it runs (the bot names its claims host:pid)."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def returncode(self) -> int | None:
         """The exit status once the process ended."""
         return None if self._process is None else self._process.returncode
@@ -68,7 +77,7 @@ class BotProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            self.module,
             "run",
             env=self.environment,
             cwd=self.workdir,
