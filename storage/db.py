@@ -1,9 +1,10 @@
 """Database engine, connection set-up and the unit of work.
 
-SQLite (the embedded default) runs with WAL, a busy timeout and foreign keys on;
-in one process its write transactions are serialised by an asyncio lock, which is
-cheaper than letting connections spin on SQLITE_BUSY. PostgreSQL (asyncpg) needs
-no lock: row locks and ``SKIP LOCKED`` do that work.
+SQLite (the embedded default) runs with WAL and foreign keys on, through a driver
+that calls sqlite3 on the event loop (no thread hop per call; see
+:mod:`storage.inline_sqlite`); in one process its write transactions are serialised
+by an asyncio lock, which is cheaper than letting connections spin on SQLITE_BUSY.
+PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import inline_sqlite
 from storage.repositories import Repositories
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -58,7 +60,9 @@ def normalize_database_url(value: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # Never block the event loop waiting for another process's lock: the driver
+    # retries a busy statement with asyncio.sleep (see storage.inline_sqlite).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -112,7 +116,9 @@ class Database:
         self.url: URL = make_url(normalize_database_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo)
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, echo=echo, async_creator=inline_sqlite.connector(self.url.database or "")
+            )
             sync_engine = self.engine.sync_engine
             event.listen(sync_engine, "connect", _sqlite_pragmas)
             # Let SQLAlchemy stop issuing its own BEGIN so ours is the one used.

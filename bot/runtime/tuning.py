@@ -16,6 +16,7 @@ from typing import Any
 from aiogram import Bot, Router
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.filters.logic import _LogicFilter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 
@@ -33,6 +34,17 @@ def _inline(function: Callable[..., Any]) -> Callable[..., Any]:
     return inline
 
 
+def _filters(found: FilterObject) -> Iterator[FilterObject]:
+    """A filter and those it combines (``or_f``, ``and_f``, ``invert_f``, ``~``)."""
+    yield found
+    combined = found.callback
+    if isinstance(combined, _LogicFilter):
+        inner = getattr(combined, "targets", None) or (getattr(combined, "target", None),)
+        for each in inner:
+            if isinstance(each, FilterObject):
+                yield from _filters(each)
+
+
 def run_magic_filters_inline(router: Router) -> int:
     """Make the magic filters of ``router`` and its sub-routers run on the event loop.
 
@@ -43,12 +55,12 @@ def run_magic_filters_inline(router: Router) -> int:
         for observer in each.observers.values():
             # ``_handler`` holds the filters set with ``observer.filter(...)``.
             for handler in (observer._handler, *observer.handlers):
-                for found in handler.filters or ():
-                    magic = isinstance(found, FilterObject) and found.magic is not None
-                    if magic and not found.awaitable:
-                        found.callback = _inline(found.callback)
-                        found.awaitable = True
-                        changed += 1
+                for top in handler.filters or ():
+                    for found in _filters(top):
+                        if found.magic is not None and not found.awaitable:
+                            found.callback = _inline(found.callback)
+                            found.awaitable = True
+                            changed += 1
     return changed
 
 

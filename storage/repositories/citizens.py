@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Citizen, DialogSession
 from storage.records import CitizenRecord
 from storage.repositories._dialect import insert_ignoring_conflicts
-from storage.repositories.sessions import remember_row
+from storage.repositories.sessions import record_of, remember, session_columns
 
 # Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.
 _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -41,6 +43,50 @@ def _record(row: Citizen) -> CitizenRecord:
         created_at=row.created_at,
         stopped_at=row.stopped_at,
         unreachable_at=row.unreachable_at,
+    )
+
+
+_CITIZENS = cast(Table, Citizen.__table__)
+_SESSIONS = cast(Table, DialogSession.__table__)
+_CITIZEN_COLUMNS = (
+    _CITIZENS.c.id,
+    _CITIZENS.c.telegram_id,
+    _CITIZENS.c.pseudonym,
+    _CITIZENS.c.language,
+    _CITIZENS.c.language_chosen,
+    _CITIZENS.c.first_name,
+    _CITIZENS.c.username,
+    _CITIZENS.c.timezone,
+    _CITIZENS.c.consented_at,
+    _CITIZENS.c.created_at,
+    _CITIZENS.c.stopped_at,
+    _CITIZENS.c.unreachable_at,
+    _CITIZENS.c.last_seen_at,  # last: not part of the record
+)
+# A Core statement built once: every update runs it, and the ORM would add more
+# than the statement costs.
+_ENSURE_LOOKUP = (
+    select(*_CITIZEN_COLUMNS, *session_columns())
+    .select_from(_CITIZENS)
+    .outerjoin(_SESSIONS, _SESSIONS.c.citizen_id == _CITIZENS.c.id)
+    .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
+)
+
+
+def _record_of_columns(row: Any) -> CitizenRecord:
+    return CitizenRecord(
+        id=row[0],
+        telegram_id=row[1],
+        pseudonym=row[2],
+        language=row[3],
+        language_chosen=row[4],
+        first_name=row[5],
+        username=row[6],
+        timezone=row[7],
+        consented_at=row[8],
+        created_at=row[9],
+        stopped_at=row[10],
+        unreachable_at=row[11],
     )
 
 
@@ -76,20 +122,22 @@ class CitizenRepository:
         """
         # The open dialog session comes with the same query: nearly every update of a
         # citizen reads it next, and this saves that statement.
-        found = (
-            await self._session.execute(
-                select(Citizen, DialogSession)
-                .outerjoin(DialogSession, DialogSession.citizen_id == Citizen.id)
-                .where(Citizen.telegram_id == telegram_id)
-            )
-        ).first()
+        found = (await self._session.execute(_ENSURE_LOOKUP, {"telegram_id": telegram_id})).first()
         if found is not None:
-            row, dialog = found
-            remember_row(self._session, row.id, dialog)
-            stale = now - row.last_seen_at > LAST_SEEN_RESOLUTION
-            if stale or (row.first_name, row.username) != (first_name, username):
-                row.first_name, row.username, row.last_seen_at = first_name, username, now
-            return _record(row), False
+            citizen = _record_of_columns(found)
+            remember(self._session, citizen.id, record_of(found[len(_CITIZEN_COLUMNS) :]))
+            last_seen_at, names = found[len(_CITIZEN_COLUMNS) - 1], (first_name, username)
+            if now - last_seen_at > LAST_SEEN_RESOLUTION or names != (
+                citizen.first_name,
+                citizen.username,
+            ):
+                await self._session.execute(
+                    update(_CITIZENS)
+                    .where(_CITIZENS.c.id == citizen.id)
+                    .values(first_name=first_name, username=username, last_seen_at=now)
+                )
+                citizen = dataclasses.replace(citizen, first_name=first_name, username=username)
+            return citizen, False
         # Insert-or-ignore: another instance may register the same user concurrently.
         inserted = (
             await self._session.scalars(
@@ -108,7 +156,7 @@ class CitizenRepository:
             )
         ).first()
         if inserted is not None:
-            remember_row(self._session, inserted.id, None)
+            remember(self._session, inserted.id, None)
             return _record(inserted), True
         existing = await self._session.scalar(
             select(Citizen).where(Citizen.telegram_id == telegram_id)
@@ -168,7 +216,7 @@ class CitizenRepository:
         if row is not None:
             await self._session.delete(row)
             await self._session.flush()
-            remember_row(self._session, citizen_id, None)
+            remember(self._session, citizen_id, None)
 
     async def by_username(self, username: str) -> CitizenRecord | None:
         """The citizen with this Telegram @username (case-insensitive), if known."""

@@ -4,15 +4,55 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboxUpdate
 from storage.records import InboxStats, IncomingUpdate
-from storage.repositories._dialect import insert_ignoring_conflicts
+from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+_TABLE = cast(Table, InboxUpdate.__table__)
+
+
+def _record_handled(insert: Any) -> Any:
+    return (
+        insert(_TABLE)
+        .values(
+            update_id=bindparam("p_update_id"),
+            status=DONE,
+            attempts=1,
+            received_at=bindparam("p_now"),
+            handled_at=bindparam("p_now"),
+        )
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(_TABLE.c.update_id)
+    )
+
+
+# Core statements built once: every update runs one of them.
+_RECORD_HANDLED = {
+    "sqlite": _record_handled(sqlite.insert),
+    "postgresql": _record_handled(postgresql.insert),
+}
+_CLOSE = (
+    update(_TABLE)
+    .where(_TABLE.c.update_id == bindparam("p_update_id"), _TABLE.c.status == PENDING)
+    .values(
+        status=DONE,
+        payload=None,
+        chat_id=None,
+        user_id=None,
+        handled_at=bindparam("p_now"),
+        error=None,
+        attempts=_TABLE.c.attempts + 1,
+    )
+)
 
 
 class InboxRepository:
@@ -55,18 +95,10 @@ class InboxRepository:
         PostgreSQL a concurrent insert of the same id waits for this transaction and
         then finds the row, so a duplicate has no effect either way.
         """
-        statement = (
-            insert_ignoring_conflicts(self._session, InboxUpdate, ["update_id"])
-            .values(
-                update_id=item.update_id,
-                status=DONE,
-                attempts=1,
-                received_at=now,
-                handled_at=now,
-            )
-            .returning(InboxUpdate.update_id)
+        statement = _RECORD_HANDLED[dialect_name(self._session)]
+        result = await self._session.execute(
+            statement, {"p_update_id": item.update_id, "p_now": now}
         )
-        result = await self._session.execute(statement)
         return result.scalar() is not None
 
     async def close(self, update_id: int, now: datetime) -> bool:
@@ -79,20 +111,7 @@ class InboxRepository:
         then finds it no longer pending. Only the update id stays, to recognise a
         repeated delivery.
         """
-        result = await self._session.execute(
-            update(InboxUpdate)
-            .where(InboxUpdate.update_id == update_id, InboxUpdate.status == PENDING)
-            .values(
-                status=DONE,
-                payload=None,
-                chat_id=None,
-                user_id=None,
-                handled_at=now,
-                error=None,
-                attempts=InboxUpdate.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        result = await self._session.execute(_CLOSE, {"p_update_id": update_id, "p_now": now})
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def record_failed(self, item: IncomingUpdate, error: str, now: datetime) -> None:

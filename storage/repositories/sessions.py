@@ -1,44 +1,97 @@
-"""Dialog sessions: one open conversation per citizen, saved with every accepted answer."""
+"""Dialog sessions: one open conversation per citizen, saved with every accepted answer.
+
+The statements are Core statements on the table, built once: an update reads and
+saves its citizen's session, and the ORM's unit of work would add more than the
+statements cost.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import DialogSession
 from storage.records import SessionRecord
 
-# The rows this transaction has read or written, by citizen id (None: no session).
-# The ORM's identity map holds rows weakly, so a row read and dropped is read again.
-_ROWS = "dialog_session_rows"
-
-
-def _rows(session: AsyncSession) -> dict[int, DialogSession | None]:
-    rows: dict[int, DialogSession | None] = session.info.setdefault(_ROWS, {})
-    return rows
-
-
-def remember_row(session: AsyncSession, citizen_id: int, row: DialogSession | None) -> None:
-    """Keep a citizen's session row (or its absence), read with another query, for this
-    transaction: the update's handlers then read it without a statement."""
-    _rows(session)[citizen_id] = row
-
-
-def _record(row: DialogSession) -> SessionRecord:
-    return SessionRecord(
-        citizen_id=row.citizen_id,
-        flow_id=row.flow_id,
-        revision_id=row.revision_id,
-        state=dict(row.state),
-        started_at=row.started_at,
-        last_activity_at=row.last_activity_at,
-        expires_at=row.expires_at,
-        nudged_at=row.nudged_at,
-        pending_flow=row.pending_flow,
+_TABLE = cast(Table, DialogSession.__table__)
+_COLUMNS = (
+    _TABLE.c.citizen_id,
+    _TABLE.c.flow_id,
+    _TABLE.c.revision_id,
+    _TABLE.c.state,
+    _TABLE.c.started_at,
+    _TABLE.c.last_activity_at,
+    _TABLE.c.expires_at,
+    _TABLE.c.nudged_at,
+    _TABLE.c.pending_flow,
+)
+_GET = select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
+_SAVE = (
+    update(_TABLE)
+    .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
+    .values(
+        state=bindparam("p_state"),
+        last_activity_at=bindparam("p_now"),
+        expires_at=bindparam("p_expires_at"),
+        nudge_at=bindparam("p_nudge_at"),
+        nudged_at=None,
+        pending_flow=bindparam("p_pending_flow"),
     )
+)
+_START = insert(_TABLE).values(
+    citizen_id=bindparam("p_citizen_id"),
+    flow_id=bindparam("p_flow_id"),
+    revision_id=bindparam("p_revision_id"),
+    state=bindparam("p_state"),
+    started_at=bindparam("p_now"),
+    last_activity_at=bindparam("p_now"),
+    expires_at=bindparam("p_expires_at"),
+    nudge_at=bindparam("p_nudge_at"),
+    nudged_at=None,
+    pending_flow=bindparam("p_pending_flow"),
+)
+_END = delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
+
+# What this transaction knows of citizens' sessions, by citizen id (None: none open),
+# so that reading it again, or saving it, costs no SELECT.
+_KNOWN = "dialog_sessions_known"
+
+
+def _known(session: AsyncSession) -> dict[int, SessionRecord | None]:
+    known: dict[int, SessionRecord | None] = session.info.setdefault(_KNOWN, {})
+    return known
+
+
+def session_columns() -> tuple[Any, ...]:
+    """The columns :func:`record_of` reads, for a query that joins the session in."""
+    return _COLUMNS
+
+
+def record_of(row: Row[Any] | tuple[Any, ...]) -> SessionRecord | None:
+    """The session in ``row`` (the :func:`session_columns`), None when they are NULL."""
+    if row[0] is None:
+        return None
+    return SessionRecord(
+        citizen_id=row[0],
+        flow_id=row[1],
+        revision_id=row[2],
+        state=dict(row[3]),
+        started_at=row[4],
+        last_activity_at=row[5],
+        expires_at=row[6],
+        nudged_at=row[7],
+        pending_flow=row[8],
+    )
+
+
+def remember(session: AsyncSession, citizen_id: int, record: SessionRecord | None) -> None:
+    """Note a citizen's session (or that there is none), read by another query, for this
+    transaction: the update's handlers then read it without a statement."""
+    _known(session)[citizen_id] = record
 
 
 class SessionRepository:
@@ -47,18 +100,15 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def _row(self, citizen_id: int) -> DialogSession | None:
-        rows = _rows(self._session)
-        if citizen_id in rows:
-            return rows[citizen_id]
-        row = await self._session.get(DialogSession, citizen_id)
-        rows[citizen_id] = row
-        return row
-
     async def get(self, citizen_id: int) -> SessionRecord | None:
         """The citizen's open session, if any."""
-        row = await self._row(citizen_id)
-        return None if row is None else _record(row)
+        known = _known(self._session)
+        if citizen_id in known:
+            return known[citizen_id]
+        row = (await self._session.execute(_GET, {"p_citizen_id": citizen_id})).first()
+        record = None if row is None else record_of(row)
+        known[citizen_id] = record
+        return record
 
     async def save(
         self,
@@ -76,45 +126,61 @@ class SessionRepository:
 
         Every save is activity: the reminder (``nudge_at``) is due again.
         """
-        row = await self._row(citizen_id)
-        if row is None or row.flow_id != flow_id or row.revision_id != revision_id:
-            if row is not None:
-                await self._session.delete(row)
-                await self._session.flush()
-            row = DialogSession(
-                citizen_id=citizen_id,
-                flow_id=flow_id,
-                revision_id=revision_id,
-                state=state,
-                started_at=now,
+        current = await self.get(citizen_id)
+        values = {
+            "p_citizen_id": citizen_id,
+            "p_state": state,
+            "p_now": now,
+            "p_expires_at": expires_at,
+            "p_nudge_at": nudge_at,
+            "p_pending_flow": pending_flow,
+        }
+        if current is not None and (current.flow_id, current.revision_id) == (
+            flow_id,
+            revision_id,
+        ):
+            await self._session.execute(_SAVE, values)
+            saved = dataclasses.replace(
+                current,
+                state=dict(state),
                 last_activity_at=now,
                 expires_at=expires_at,
-                nudge_at=nudge_at,
                 nudged_at=None,
                 pending_flow=pending_flow,
             )
-            self._session.add(row)
-            _rows(self._session)[citizen_id] = row
-            return
-        row.state = state
-        row.last_activity_at = now
-        row.expires_at = expires_at
-        row.nudge_at = nudge_at
-        row.nudged_at = None
-        row.pending_flow = pending_flow
+        else:
+            if current is not None:
+                await self._session.execute(_END, {"p_citizen_id": citizen_id})
+            await self._session.execute(
+                _START, {**values, "p_flow_id": flow_id, "p_revision_id": revision_id}
+            )
+            saved = SessionRecord(
+                citizen_id=citizen_id,
+                flow_id=flow_id,
+                revision_id=revision_id,
+                state=dict(state),
+                started_at=now,
+                last_activity_at=now,
+                expires_at=expires_at,
+                nudged_at=None,
+                pending_flow=pending_flow,
+            )
+        _known(self._session)[citizen_id] = saved
 
     async def set_pending_flow(self, citizen_id: int, flow_id: str | None) -> None:
         """Remember which flow the citizen asked for while another was open."""
-        row = await self._row(citizen_id)
-        if row is not None:
-            row.pending_flow = flow_id
+        current = await self.get(citizen_id)
+        if current is None:
+            return
+        await self._session.execute(
+            update(_TABLE).where(_TABLE.c.citizen_id == citizen_id).values(pending_flow=flow_id)
+        )
+        _known(self._session)[citizen_id] = dataclasses.replace(current, pending_flow=flow_id)
 
     async def end(self, citizen_id: int) -> None:
         """Close the citizen's session (finished, cancelled or expired)."""
-        await self._session.execute(
-            delete(DialogSession).where(DialogSession.citizen_id == citizen_id)
-        )
-        _rows(self._session)[citizen_id] = None
+        await self._session.execute(_END, {"p_citizen_id": citizen_id})
+        _known(self._session)[citizen_id] = None
 
     async def due(self, now: datetime, *, limit: int = 200) -> list[tuple[int, bool]]:
         """Sessions needing attention: ``(citizen id, expired)``, expired ones first."""
@@ -148,11 +214,12 @@ class SessionRepository:
             )
             .values(nudged_at=now)
         )
+        _known(self._session).pop(citizen_id, None)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def expire(self, citizen_id: int, now: datetime) -> str | None:
         """End the session if its time ran out; returns its flow id (one instance wins)."""
-        row = await self._row(citizen_id)
+        row = await self.get(citizen_id)
         if row is None or row.expires_at > now:
             return None
         result = await self._session.execute(
@@ -162,5 +229,5 @@ class SessionRepository:
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             return None
-        _rows(self._session)[citizen_id] = None
+        _known(self._session)[citizen_id] = None
         return row.flow_id
