@@ -43,6 +43,9 @@ async def find_person(
     """A person by Telegram user id (known or not yet) or by the @username of a known one."""
     reference = reference.strip()
     if reference.lstrip("-").isdigit():
+        known = await uow.repos.citizens.by_telegram_id(int(reference))
+        if known is not None:  # ensure() would overwrite their name and username
+            return known
         person, _ = await uow.repos.citizens.ensure(
             telegram_id=int(reference), language=language, first_name=None, username=None, now=now
         )
