@@ -226,14 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flow_management(flows)
 
     config = commands.add_parser(
-        "config", help="areas (GeoJSON), the service catalogue and the report state table"
+        "config",
+        help="areas (GeoJSON), the service catalogue, the report state table, volunteer shifts",
     ).add_subparsers(dest="config_command", required=True)
     for action, help_text in (
         ("export", "write the configuration in force to FILE ('-': stdout)"),
         ("import", "validate FILE, then apply it in one transaction (audited)"),
     ):
         sub = config.add_parser(action, help=help_text)
-        sub.add_argument("kind", choices=("areas", "catalogue", "statuses"))
+        sub.add_argument("kind", choices=("areas", "catalogue", "statuses", "opportunities"))
         sub.add_argument("file", metavar="FILE")
         if action == "import":
             sub.add_argument("--dry-run", action="store_true", help="only say what would change")

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.configfile import ConfigFileError
+from bot.configfile import ConfigFileError, ImportSummary, Kind, describe
 from bot.i18n import Translator
 from bot.usecases import configuration as usecase
 from storage.db import Database
@@ -34,7 +34,7 @@ def run_config(
     settings: Settings,
     *,
     action: str,
-    kind: usecase.Kind,
+    kind: Kind,
     path: str,
     dry_run: bool,
     out: TextIO,
@@ -49,12 +49,17 @@ def run_config(
         try:
             async with database.uow() as uow:
                 return await usecase.export_file(
-                    uow, kind, translator=translator, languages=languages
+                    uow,
+                    kind,
+                    translator=translator,
+                    languages=languages,
+                    timezone=settings.timezone,
+                    now=SystemClock().now(),
                 )
         finally:
             await database.dispose()
 
-    async def load(source: str, filename: str) -> usecase.ImportSummary:
+    async def load(source: str, filename: str) -> ImportSummary:
         database = Database(settings.database_url)
         try:
             async with database.uow() as uow:
@@ -68,6 +73,7 @@ def run_config(
                     actor=operator(),
                     now=SystemClock().now(),
                     apply=not dry_run,
+                    timezone=settings.timezone,
                 )
         finally:
             await database.dispose()
@@ -92,5 +98,5 @@ def run_config(
             print(problem, file=err)
         return EXIT_INVALID
     verb = "would change" if dry_run else "imported"
-    print(f"citizenbot: {kind} {verb}:\n{usecase.describe(summary)}", file=out)
+    print(f"citizenbot: {kind} {verb}:\n{describe(summary)}", file=out)
     return 0

@@ -8,11 +8,23 @@ the way flows report them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Final, Literal
 
 from dialogs.loader import YamlLines, read_yaml_with_lines
+from storage.db import UnitOfWork
+
+Kind = Literal["areas", "catalogue", "statuses", "opportunities"]
+KINDS: Final[tuple[Kind, ...]] = ("areas", "catalogue", "statuses", "opportunities")
+FILENAMES: Final[Mapping[Kind, str]] = {
+    "areas": "areas.geojson",
+    "catalogue": "catalogue.yaml",
+    "statuses": "statuses.yaml",
+    "opportunities": "opportunities.yaml",
+}
+IMPORT_ACTION: Final = "config.import"
 
 MAX_PROBLEMS = 50
 
@@ -65,3 +77,85 @@ class YamlDocument:
         """Refuse the file when anything was wrong with it."""
         if self.problems:
             raise ConfigFileError(self.problems)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportSummary:
+    """What an import changes (or changed): codes by change, and counts.
+
+    ``rescheduled``, ``cancelled``, ``notified`` and ``promoted`` are about
+    volunteer shifts: moved or cancelled ones, volunteers told, waiting volunteers
+    given a place.
+    """
+
+    kind: Kind
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    deactivated: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    rescheduled: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = ()
+    unchanged: int = 0
+    reports_moved: int = 0
+    granted: int = 0
+    revoked: int = 0
+    notified: int = 0
+    promoted: int = 0
+    revision: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the import changes anything at all."""
+        return any(count for name, count in self.counts().items() if name != "unchanged")
+
+    def counts(self) -> dict[str, int]:
+        """The audit's numbers."""
+        return {
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "deactivated": len(self.deactivated),
+            "deleted": len(self.deleted),
+            "rescheduled": len(self.rescheduled),
+            "cancelled": len(self.cancelled),
+            "unchanged": self.unchanged,
+            "reports_moved": self.reports_moved,
+            "granted": self.granted,
+            "revoked": self.revoked,
+            "notified": self.notified,
+            "promoted": self.promoted,
+        }
+
+
+CODE_LISTS: Final = ("created", "updated", "deactivated", "deleted", "rescheduled", "cancelled")
+
+
+def describe(summary: ImportSummary) -> str:
+    """The summary in plain English, one item a line (for the command line)."""
+    lines = []
+    for name in CODE_LISTS:
+        codes: tuple[str, ...] = getattr(summary, name)
+        if codes:
+            lines.append(f"{name}: {', '.join(codes)}")
+    for name, count in (
+        ("unchanged", summary.unchanged),
+        ("reports moved to another area", summary.reports_moved),
+        ("manager roles granted", summary.granted),
+        ("manager roles revoked", summary.revoked),
+        ("volunteers told", summary.notified),
+        ("volunteers moved up from a waiting list", summary.promoted),
+    ):
+        if count:
+            lines.append(f"{name}: {count}")
+    return "\n".join(lines) or "no changes"
+
+
+async def audit_import(
+    uow: UnitOfWork, summary: ImportSummary, *, actor: str, filename: str, now: datetime
+) -> None:
+    """Record an applied import: who, which file, what changed."""
+    details: dict[str, Any] = {"file": filename[:100], **summary.counts()}
+    if summary.revision is not None:
+        details["revision"] = summary.revision
+    await uow.repos.staff.audit(
+        actor=actor, action=IMPORT_ACTION, subject=summary.kind, details=details, now=now
+    )

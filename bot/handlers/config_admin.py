@@ -26,7 +26,7 @@ from aiogram.types import (
     Message,
 )
 
-from bot.configfile import ConfigFileError
+from bot.configfile import CODE_LISTS, FILENAMES, KINDS, ConfigFileError, ImportSummary, Kind
 from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
@@ -94,10 +94,10 @@ def _button(text: str, *parts: object) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data)
 
 
-def render_summary(t: Translator, lang: str, summary: usecase.ImportSummary) -> str:
+def render_summary(t: Translator, lang: str, summary: ImportSummary) -> str:
     """The changes an import makes, one localised line per kind of change."""
     lines = []
-    for name in ("created", "updated", "deactivated", "deleted"):
+    for name in CODE_LISTS:
         codes: tuple[str, ...] = getattr(summary, name)
         if codes:
             shown = ", ".join(codes[:MAX_CODES_SHOWN])
@@ -109,6 +109,8 @@ def render_summary(t: Translator, lang: str, summary: usecase.ImportSummary) -> 
         ("moved", summary.reports_moved),
         ("granted", summary.granted),
         ("revoked", summary.revoked),
+        ("notified", summary.notified),
+        ("promoted", summary.promoted),
     ):
         if count:
             lines.append(t.text(lang, f"config.summary.{name}", count=count))
@@ -142,9 +144,7 @@ def build_config_admin_router() -> Router:
     @router.message(Command("config"))
     async def show(message: Message, services: Services, out: Outgoing, lang: str) -> None:
         t = services.translator
-        buttons = [
-            [_button(t.text(lang, f"config.button.{kind}"), EXPORT, kind)] for kind in usecase.KINDS
-        ]
+        buttons = [[_button(t.text(lang, f"config.button.{kind}"), EXPORT, kind)] for kind in KINDS]
         out.add(
             message.answer(
                 t.text(lang, "config.menu"),
@@ -160,12 +160,12 @@ def build_config_admin_router() -> Router:
         out: Outgoing,
         citizen: CitizenRecord,
         lang: str,
-        config_kind: usecase.Kind,
+        config_kind: Kind,
         config_source: str,
     ) -> None:
         t = services.translator
         assert message.document is not None
-        filename = message.document.file_name or usecase.FILENAMES[config_kind]
+        filename = message.document.file_name or FILENAMES[config_kind]
         now = services.clock.now()
         try:
             summary = await usecase.import_file(
@@ -178,6 +178,7 @@ def build_config_admin_router() -> Router:
                 actor=actor_of(citizen),
                 now=now,
                 apply=False,
+                timezone=services.settings.timezone,
             )
         except ConfigFileError as error:
             out.add(message.answer(_problems(t, lang, filename, error)))
@@ -213,18 +214,25 @@ def build_config_admin_router() -> Router:
         t = services.translator
         action, _, rest = (query.data or "").removeprefix(BUTTON_PREFIX).partition(":")
         kind_text, _, revision_text = rest.partition(":")
-        kind = next((kind for kind in usecase.KINDS if kind == kind_text), None)
+        kind = next((kind for kind in KINDS if kind == kind_text), None)
         chat_id = query.from_user.id
         if kind is None or action not in (EXPORT, CONFIRM, CANCEL):
             out.add(query.answer(t.text(lang, "error.stale_button")))
             return
         if action == EXPORT:
-            source = await usecase.export_file(uow, kind, translator=t, languages=t.languages)
+            source = await usecase.export_file(
+                uow,
+                kind,
+                translator=t,
+                languages=t.languages,
+                timezone=services.settings.timezone,
+                now=services.clock.now(),
+            )
             out.add(query.answer())
             out.add(
                 SendDocument(
                     chat_id=chat_id,
-                    document=BufferedInputFile(source.encode(), filename=usecase.FILENAMES[kind]),
+                    document=BufferedInputFile(source.encode(), filename=FILENAMES[kind]),
                     caption=t.text(
                         lang, "config.exported", kind=t.text(lang, f"config.kind.{kind}")
                     ),
@@ -247,19 +255,16 @@ def build_config_admin_router() -> Router:
                 uow,
                 kind,
                 pending.source,
-                filename=usecase.FILENAMES[kind],
+                filename=FILENAMES[kind],
                 languages=t.languages,
                 translator=t,
                 actor=actor_of(citizen),
                 now=services.clock.now(),
+                timezone=services.settings.timezone,
             )
         except ConfigFileError as error:
             out.add(query.answer())
-            out.add(
-                SendMessage(
-                    chat_id=chat_id, text=_problems(t, lang, usecase.FILENAMES[kind], error)
-                )
-            )
+            out.add(SendMessage(chat_id=chat_id, text=_problems(t, lang, FILENAMES[kind], error)))
             return
         out.add(query.answer())
         done = t.text(lang, "config.imported", kind=kind_name)

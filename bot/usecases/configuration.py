@@ -15,13 +15,23 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final, Literal
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
 from bot import geo
-from bot.configfile import ConfigFileError, ConfigProblem, YamlDocument
+from bot.configfile import (
+    IMPORT_ACTION,
+    KINDS,
+    ConfigFileError,
+    ConfigProblem,
+    ImportSummary,
+    Kind,
+    YamlDocument,
+    audit_import,
+)
 from bot.i18n import Translator
 from bot.statetable import (
     DEFAULT_TABLE,
@@ -32,83 +42,16 @@ from bot.statetable import (
     parse_state_table,
     render_state_table,
 )
+from bot.usecases.opportunity_file import export_opportunities, import_opportunities
 from storage.db import UnitOfWork
 from storage.repositories.config import ManagerRole
 from storage.repositories.staff import MANAGER
 
-Kind = Literal["areas", "catalogue", "statuses"]
-KINDS: Final[tuple[Kind, ...]] = ("areas", "catalogue", "statuses")
-FILENAMES: Final[Mapping[Kind, str]] = {
-    "areas": "areas.geojson",
-    "catalogue": "catalogue.yaml",
-    "statuses": "statuses.yaml",
-}
 CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_NAME = 100
 MAX_TARGET_DAYS = 365
 MAX_RADIUS_M = 5000
 REPORT_PAGE = 5000
-IMPORT_ACTION = "config.import"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImportSummary:
-    """What an import changes (or changed): codes by change, and counts."""
-
-    kind: Kind
-    created: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()
-    deactivated: tuple[str, ...] = ()
-    deleted: tuple[str, ...] = ()
-    unchanged: int = 0
-    reports_moved: int = 0
-    granted: int = 0
-    revoked: int = 0
-    revision: int | None = None
-
-    @property
-    def changed(self) -> bool:
-        """Whether the import changes anything at all."""
-        return bool(
-            self.created
-            or self.updated
-            or self.deactivated
-            or self.deleted
-            or self.reports_moved
-            or self.granted
-            or self.revoked
-        )
-
-    def counts(self) -> dict[str, int]:
-        """The audit's numbers."""
-        return {
-            "created": len(self.created),
-            "updated": len(self.updated),
-            "deactivated": len(self.deactivated),
-            "deleted": len(self.deleted),
-            "unchanged": self.unchanged,
-            "reports_moved": self.reports_moved,
-            "granted": self.granted,
-            "revoked": self.revoked,
-        }
-
-
-def describe(summary: ImportSummary) -> str:
-    """The summary in plain English, one item a line (for the command line)."""
-    lines = []
-    for name in ("created", "updated", "deactivated", "deleted"):
-        codes: tuple[str, ...] = getattr(summary, name)
-        if codes:
-            lines.append(f"{name}: {', '.join(codes)}")
-    for name, count in (
-        ("unchanged", summary.unchanged),
-        ("reports moved to another area", summary.reports_moved),
-        ("manager roles granted", summary.granted),
-        ("manager roles revoked", summary.revoked),
-    ):
-        if count:
-            lines.append(f"{name}: {count}")
-    return "\n".join(lines) or "no changes"
 
 
 def detect_kind(source: str, *, caption: str | None = None) -> Kind | None:
@@ -140,6 +83,8 @@ def detect_kind(source: str, *, caption: str | None = None) -> Kind | None:
         return None
     if "services" in data:
         return "catalogue"
+    if "opportunities" in data:
+        return "opportunities"
     if DOCUMENT in data:
         return "statuses"
     return None
@@ -385,7 +330,7 @@ async def import_areas(
         reports_moved=sum(len(report_ids) for report_ids in moves.values()),
     )
     if apply:
-        await _audit(uow, summary, actor=actor, filename=filename, now=now)
+        await audit_import(uow, summary, actor=actor, filename=filename, now=now)
     return summary
 
 
@@ -725,7 +670,7 @@ async def import_catalogue(
         revoked=revoked + revoked_listed,
     )
     if apply:
-        await _audit(uow, summary, actor=actor, filename=filename, now=now)
+        await audit_import(uow, summary, actor=actor, filename=filename, now=now)
     return summary
 
 
@@ -877,7 +822,7 @@ async def import_statuses(
         revision=revision,
     )
     if apply:
-        await _audit(uow, summary, actor=actor, filename=filename, now=now)
+        await audit_import(uow, summary, actor=actor, filename=filename, now=now)
     return summary
 
 
@@ -894,17 +839,6 @@ async def export_statuses(
 # --------------------------------------------------------------------------- common
 
 
-async def _audit(
-    uow: UnitOfWork, summary: ImportSummary, *, actor: str, filename: str, now: datetime
-) -> None:
-    details: dict[str, Any] = {"file": filename[:100], **summary.counts()}
-    if summary.revision is not None:
-        details["revision"] = summary.revision
-    await uow.repos.staff.audit(
-        actor=actor, action=IMPORT_ACTION, subject=summary.kind, details=details, now=now
-    )
-
-
 async def import_file(
     uow: UnitOfWork,
     kind: Kind,
@@ -916,8 +850,25 @@ async def import_file(
     now: datetime,
     apply: bool = True,
     translator: Translator | None = None,
+    timezone: str = "UTC",
 ) -> ImportSummary:
-    """Import a configuration file of the given kind (see the import_* functions)."""
+    """Import a configuration file of the given kind (see the import_* functions).
+
+    ``timezone`` (the administration's) reads and writes the shifts' local times.
+    """
+    if kind == "opportunities":
+        if translator is None:
+            raise ValueError("importing shifts needs the translator: volunteers are told")
+        return await import_opportunities(
+            uow,
+            source,
+            filename=filename,
+            translator=translator,
+            zone=ZoneInfo(timezone),
+            actor=actor,
+            now=now,
+            apply=apply,
+        )
     if kind == "statuses":
         return await import_statuses(
             uow,
@@ -936,9 +887,19 @@ async def import_file(
 
 
 async def export_file(
-    uow: UnitOfWork, kind: Kind, *, translator: Translator, languages: Sequence[str]
+    uow: UnitOfWork,
+    kind: Kind,
+    *,
+    translator: Translator,
+    languages: Sequence[str],
+    timezone: str = "UTC",
+    now: datetime | None = None,
 ) -> str:
     """The configuration of the given kind as the file an administrator edits."""
+    if kind == "opportunities":
+        return await export_opportunities(
+            uow, zone=ZoneInfo(timezone), now=now or datetime.now(UTC)
+        )
     if kind == "areas":
         return await export_areas(uow, languages=languages)
     if kind == "catalogue":

@@ -33,14 +33,19 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.configfile import ConfigFileError, ConfigProblem, YamlDocument
+from bot.configfile import (
+    ConfigFileError,
+    ConfigProblem,
+    ImportSummary,
+    YamlDocument,
+    audit_import,
+)
 from bot.i18n import Translator
 from bot.notices import queue_promotion_notices
 from bot.usecases.volunteering import cancel_opportunity, move_opportunity, schedule_promoted
 from storage.db import UnitOfWork
 from storage.repositories.volunteering import OpportunityRecord
 
-FILENAME: Final = "opportunities.yaml"
 KEYS: Final = (
     "code",
     "titles",
@@ -61,7 +66,6 @@ MAX_PLACE = 300
 MAX_SLOTS = 10_000
 EXPORT_SINCE = timedelta(days=30)
 MOMENT = "%Y-%m-%d %H:%M"
-IMPORT_ACTION = "opportunities.import"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,31 +86,28 @@ class OpportunitySpec:
 
 
 @dataclass(slots=True)
-class OpportunityImport:
-    """What an import did (or would do): codes by change, volunteers told."""
+class _Changes:
+    """What an import does, gathered as it goes (then frozen into an ImportSummary)."""
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    moved: list[str] = field(default_factory=list)
+    rescheduled: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     unchanged: int = 0
     notified: int = 0
     promoted: int = 0
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.created or self.updated or self.moved or self.cancelled)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "created": len(self.created),
-            "updated": len(self.updated),
-            "moved": len(self.moved),
-            "cancelled": len(self.cancelled),
-            "unchanged": self.unchanged,
-            "notified": self.notified,
-            "promoted": self.promoted,
-        }
+    def summary(self) -> ImportSummary:
+        return ImportSummary(
+            kind="opportunities",
+            created=tuple(self.created),
+            updated=tuple(self.updated),
+            rescheduled=tuple(self.rescheduled),
+            cancelled=tuple(self.cancelled),
+            unchanged=self.unchanged,
+            notified=self.notified,
+            promoted=self.promoted,
+        )
 
 
 def _texts(
@@ -286,7 +287,7 @@ async def import_opportunities(
     actor: str,
     now: datetime,
     apply: bool = True,
-) -> OpportunityImport:
+) -> ImportSummary:
     """Validate and (with ``apply``) import the file; see the module's docstring.
 
     Raises :class:`ConfigFileError` (``file:line: reason`` problems), changing nothing.
@@ -303,7 +304,7 @@ async def import_opportunities(
     problems = _check_against_database(filename, specs, current)
     if problems:
         raise ConfigFileError(problems)
-    result = OpportunityImport()
+    result = _Changes()
     for spec in specs:
         existing = current.get(spec.code)
         if existing is None:
@@ -347,7 +348,7 @@ async def import_opportunities(
                 result.promoted += len(promoted)
         if (spec.starts_at, spec.ends_at) != (existing.starts_at, existing.ends_at):
             touched = True
-            result.moved.append(spec.code)
+            result.rescheduled.append(spec.code)
             if apply:
                 change = await move_opportunity(
                     uow,
@@ -369,15 +370,10 @@ async def import_opportunities(
                 result.notified += change.notified if change else 0
         if not touched:
             result.unchanged += 1
-    if apply and result.changed:
-        await uow.repos.staff.audit(
-            actor=actor,
-            action=IMPORT_ACTION,
-            subject="opportunities",
-            details={"file": filename[:100], **result.counts()},
-            now=now,
-        )
-    return result
+    summary = result.summary()
+    if apply and summary.changed:
+        await audit_import(uow, summary, actor=actor, filename=filename, now=now)
+    return summary
 
 
 async def export_opportunities(uow: UnitOfWork, *, zone: ZoneInfo, now: datetime) -> str:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from bot.configfile import ConfigFileError
+from bot.cli import main
+from bot.configfile import ConfigFileError, ImportSummary
 from bot.i18n import Translator
+from bot.usecases.configuration import detect_kind
 from bot.usecases.opportunity_file import export_opportunities, import_opportunities
 from storage.db import Database
+from storage.migrate import upgrade_sync
 from storage.models import AuditEntry, OutboxMessage
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -39,7 +43,7 @@ def translator() -> Translator:
 
 async def run_import(
     database: Database, translator: Translator, source: str, *, apply: bool = True
-) -> object:
+) -> ImportSummary:
     async with database.uow() as uow:
         return await import_opportunities(
             uow,
@@ -63,7 +67,7 @@ async def test_create_sign_up_raise_slots_move_and_cancel(
     database: Database, translator: Translator
 ) -> None:
     result = await run_import(database, translator, FILE)
-    assert result.created == ["river-cleanup"]  # type: ignore[attr-defined]
+    assert result.created == ("river-cleanup",)
     async with database.uow() as uow:
         shift = await uow.repos.volunteering.opportunity_by_code("river-cleanup")
         assert shift is not None
@@ -88,28 +92,28 @@ async def test_create_sign_up_raise_slots_move_and_cancel(
         exported = await export_opportunities(uow, zone=PARIS, now=NOW)
     assert "starts: 2026-11-14 09:30" in exported
     again = await run_import(database, translator, exported)
-    assert not again.changed and again.unchanged == 1  # type: ignore[attr-defined]
+    assert not again.changed and again.unchanged == 1
 
     # One more place: the waiting volunteer moves up and is told.
     result = await run_import(database, translator, exported.replace("slots: 2", "slots: 3"))
-    assert result.updated == ["river-cleanup"] and result.promoted == 1  # type: ignore[attr-defined]
+    assert result.updated == ("river-cleanup",) and result.promoted == 1
     assert (await queued(database))["promotion"] == 1
 
     # A new time: every signed-up volunteer is told once.
     moved = exported.replace("slots: 2", "slots: 3").replace("09:30", "10:30")
     moved = moved.replace("ends: '12:30'", "ends: '13:30'").replace("ends: 12:30", "ends: 13:30")
     result = await run_import(database, translator, moved)
-    assert result.moved == ["river-cleanup"] and result.notified == 3  # type: ignore[attr-defined]
+    assert result.rescheduled == ("river-cleanup",) and result.notified == 3
 
     # Cancelled: told again, and a cancelled shift cannot come back.
     cancelled = moved.replace("status: scheduled", "status: cancelled")
     result = await run_import(database, translator, cancelled)
-    assert result.cancelled == ["river-cleanup"] and result.notified == 3  # type: ignore[attr-defined]
+    assert result.cancelled == ("river-cleanup",) and result.notified == 3
     with pytest.raises(ConfigFileError, match=r"shifts\.yaml:\d+: 'river-cleanup' was cancelled"):
         await run_import(database, translator, moved)
     async with database.uow() as uow:
         actions = (await uow.session.execute(select(AuditEntry.action))).scalars().all()
-    assert actions.count("opportunities.import") == 4
+    assert actions.count("config.import") == 4
 
 
 async def test_a_broken_file_is_refused_with_lines_and_changes_nothing(
@@ -146,3 +150,30 @@ async def test_slots_cannot_go_below_those_signed_up(
             await uow.repos.volunteering.signup(shift.id, citizen.id, now=NOW)
     with pytest.raises(ConfigFileError, match="has 2 volunteers signed up"):
         await run_import(database, translator, FILE.replace("slots: 2", "slots: 1"))
+
+
+def test_the_command_line_imports_and_exports_shifts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shifts.db'}"
+    upgrade_sync(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TIMEZONE", "Europe/Paris")
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    source = tmp_path / "shifts.yaml"
+    source.write_text(FILE.replace("2026-11-14", "2099-11-14"), encoding="utf-8")
+    assert main(["config", "import", "opportunities", str(source), "--dry-run"]) == 0
+    assert "created: river-cleanup" in capsys.readouterr().out
+    assert main(["config", "export", "opportunities", "-"]) == 0
+    assert "river-cleanup" not in capsys.readouterr().out  # a dry run changes nothing
+    assert main(["config", "import", "opportunities", str(source)]) == 0
+    assert main(["config", "export", "opportunities", "-"]) == 0
+    exported = capsys.readouterr().out
+    assert "starts: 2099-11-14 09:30" in exported and "times in Europe/Paris" in exported
+    source.write_text(FILE.replace("slots: 2", "slots: -1"), encoding="utf-8")
+    assert main(["config", "import", "opportunities", str(source)]) == 1
+    assert "shifts.yaml:10: 'slots' is a whole number" in capsys.readouterr().err
+
+
+def test_a_shifts_file_is_recognised_by_its_shape() -> None:
+    assert detect_kind(FILE) == "opportunities"
