@@ -91,7 +91,10 @@ async def test_subscribe_with_buttons_then_unsubscribe(
         # The only service cannot be switched off.
         history = await emulator_server.client.history(MANAGER["id"])
         press = await emulator_server.client.press_button(
-            MANAGER["id"], history.bot_messages[-1].message_id, text="✅ Street lights", wait_answer=10
+            MANAGER["id"],
+            history.bot_messages[-1].message_id,
+            text="✅ Street lights",
+            wait_answer=10,
         )
         assert press.answer is not None and "at least one service" in str(press.answer.text)
 
