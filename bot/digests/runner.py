@@ -1,11 +1,11 @@
 """The digest runner: claims due subscriptions and queues each manager's digest.
 
 A subscription is claimed with a lease (see
-:mod:`storage.repositories.digest_subscriptions`), so any number of bot processes
-may run a runner on one database. The digest is composed and its chart drawn
-outside the final transaction; that transaction re-takes the row (locked on
-PostgreSQL), queues the text and the chart in the outbox and moves ``next_due_at``
-on, all in one commit: a digest is queued once, whoever claimed it.
+:mod:`storage.repositories.digest_subscriptions` and :mod:`bot.leased`), so any
+number of bot processes may run a runner on one database. The digest is composed
+and its chart drawn outside the final transaction; that transaction re-takes the
+row (locked on PostgreSQL), queues the text and the chart in the outbox and moves
+``next_due_at`` on, all in one commit: a digest is queued once, whoever claimed it.
 
 APScheduler (in memory) only wakes the runner; time comes from the injected clock,
 so tests call :meth:`DigestRunner.run_due` after moving a ManualClock.
@@ -13,20 +13,15 @@ so tests call :meth:`DigestRunner.run_due` after moving a ManualClock.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram.methods import TelegramMethod
 
-# APScheduler 3 ships no type information.
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
-
 from bot.digests.schedule import latest_due, next_due, period_before
 from bot.followups.schedule import retry_delay
+from bot.leased import LeasedRunner
 from bot.runtime.access import roles_of
-from bot.runtime.context import Services
 from bot.usecases.digests import (
     DigestContent,
     cadence_of,
@@ -35,94 +30,31 @@ from bot.usecases.digests import (
     digest_methods,
     queue_digest,
 )
-from storage.repositories.digest_subscriptions import DigestSubscriptionRecord
+from storage.db import UnitOfWork
+from storage.repositories.digest_subscriptions import (
+    DigestSubscriptionRecord,
+    DigestSubscriptionRepository,
+)
 from storage.repositories.digests import Period
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_INTERVAL = 60.0
-MAX_ATTEMPTS = 5
 MAX_BATCHES = 50
 
 
-class DigestRunner:
+class DigestRunner(LeasedRunner[DigestSubscriptionRecord]):
     """Sends due subscribed digests for one process; ``worker_id`` names its claims."""
 
-    def __init__(
-        self,
-        services: Services,
-        *,
-        worker_id: str,
-        lease: timedelta = DEFAULT_LEASE,
-        batch_size: int = 20,
-        max_attempts: int = MAX_ATTEMPTS,
-    ) -> None:
-        if not worker_id or len(worker_id) > 64:
-            raise ValueError("worker_id must be 1-64 characters")
-        self.services = services
-        self.worker_id = worker_id
-        self.lease = lease
-        self.batch_size = batch_size
-        self.max_attempts = max_attempts
-        self._running = asyncio.Lock()
+    job_id = "digests"
+    job_name = "digests"
+    what = "digest"
+    default_interval = DEFAULT_INTERVAL
+    default_batch_size = 20
+    max_batches = MAX_BATCHES
 
-    def start(self, scheduler: AsyncIOScheduler, *, interval: float = DEFAULT_INTERVAL) -> None:
-        """Have ``scheduler`` wake the runner every ``interval`` seconds (first run now)."""
-        scheduler.add_job(
-            self.wake,
-            "interval",
-            seconds=interval,
-            id=f"digests:{self.worker_id}",
-            name="digests",
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
-
-    async def wake(self) -> int:
-        """One scheduled wake-up: send what is due, never raise."""
-        try:
-            return await self.run_due()
-        except Exception:
-            log.exception("digest run failed")
-            return 0
-
-    async def run(self, stopping: asyncio.Event, *, interval: float = DEFAULT_INTERVAL) -> None:
-        """Run until ``stopping``, woken every ``interval`` seconds by an in-memory scheduler."""
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        self.start(scheduler, interval=interval)
-        scheduler.start()
-        try:
-            await stopping.wait()
-        finally:
-            scheduler.shutdown(wait=False)
-
-    async def run_due(self) -> int:
-        """Claim and handle every subscription due now; returns how many were claimed."""
-        async with self._running:
-            total = 0
-            for _ in range(MAX_BATCHES):
-                claimed = await self.claim()
-                total += len(claimed)
-                for record in claimed:
-                    await self.handle(record)
-                if len(claimed) < self.batch_size:
-                    break
-            return total
-
-    async def claim(self) -> list[DigestSubscriptionRecord]:
-        """Take a batch of due subscriptions (committed at once, so the lease starts now)."""
-        now = self.services.clock.now()
-        async with self.services.database.uow() as uow:
-            return await uow.repos.digest_subscriptions.claim_due(
-                now=now,
-                worker_id=self.worker_id,
-                lease_until=now + self.lease,
-                limit=self.batch_size,
-            )
+    def _claims(self, uow: UnitOfWork) -> DigestSubscriptionRepository:
+        return uow.repos.digest_subscriptions
 
     async def handle(self, record: DigestSubscriptionRecord) -> str | None:
         """Send one claimed subscription's digest; returns the outcome (None if taken over)."""

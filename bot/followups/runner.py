@@ -27,9 +27,6 @@ from typing import Any
 from aiogram.methods import SendMessage, TelegramMethod
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-# APScheduler 3 ships no type information.
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
-
 from bot.conversation.render import render
 from bot.followups.buttons import cant_come_data, start_flow_data
 from bot.followups.facts import Facts, report_facts, signup_facts
@@ -42,6 +39,7 @@ from bot.followups.schedule import (
     parse_moment,
     retry_delay,
 )
+from bot.leased import DEFAULT_LEASE, MAX_ATTEMPTS, LeasedRunner
 from bot.outbox import enqueue
 from bot.runtime.context import Services
 from dialogs.campaigns import Campaigns, MessageAction, Rule, StartFlow
@@ -49,14 +47,11 @@ from dialogs.conditions import evaluate
 from dialogs.templates import render as render_template
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
-from storage.repositories.followups import FollowUpRecord
+from storage.repositories.followups import FollowUpRecord, FollowUpRepository
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_INTERVAL = 30.0
-MAX_ATTEMPTS = 5
-# One run_due call stops after this many batches, so a flood cannot starve the loop.
 MAX_BATCHES = 100
 OUTBOX_KIND = "followup"
 
@@ -74,8 +69,15 @@ class _Verdict:
     enqueued: int = 0
 
 
-class FollowUpRunner:
+class FollowUpRunner(LeasedRunner[FollowUpRecord]):
     """Runs due follow-ups for one process; ``worker_id`` names its claims."""
+
+    job_id = "followups"
+    job_name = "follow-ups"
+    what = "follow-up"
+    default_interval = DEFAULT_INTERVAL
+    default_batch_size = 50
+    max_batches = MAX_BATCHES
 
     def __init__(
         self,
@@ -84,94 +86,23 @@ class FollowUpRunner:
         worker_id: str,
         campaigns: Campaigns | None = None,
         lease: timedelta = DEFAULT_LEASE,
-        batch_size: int = 50,
+        batch_size: int | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
-        if not worker_id or len(worker_id) > 64:
-            raise ValueError("worker_id must be 1-64 characters")
-        self.services = services
-        self.worker_id = worker_id
-        self.campaigns = campaigns or builtin_campaigns()
-        self.lease = lease
-        self.batch_size = batch_size
-        self.max_attempts = max_attempts
-        self._running = asyncio.Lock()
-
-    # --- waking up --------------------------------------------------------------------
-
-    def start(self, scheduler: AsyncIOScheduler, *, interval: float = DEFAULT_INTERVAL) -> None:
-        """Have ``scheduler`` wake the runner every ``interval`` seconds (first run now)."""
-        scheduler.add_job(
-            self.wake,
-            "interval",
-            seconds=interval,
-            id=f"followups:{self.worker_id}",
-            name="follow-ups",
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
+        super().__init__(
+            services,
+            worker_id=worker_id,
+            lease=lease,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
         )
+        self.campaigns = campaigns or builtin_campaigns()
 
-    async def wake(self) -> int:
-        """One scheduled wake-up: run what is due, never raise (the scheduler would log it
-        without context)."""
-        try:
-            return await self.run_due()
-        except Exception:
-            log.exception("follow-up run failed")
-            return 0
+    def _claims(self, uow: UnitOfWork) -> FollowUpRepository:
+        return uow.repos.followups
 
-    async def run(self, stopping: asyncio.Event, *, interval: float = DEFAULT_INTERVAL) -> None:
-        """Run until ``stopping``: an in-memory APScheduler wakes the runner every
-        ``interval`` seconds, and ``services.signals.followups_due`` wakes it at once."""
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        self.start(scheduler, interval=interval)
-        scheduler.start()
-        signal = self.services.signals.followups_due
-        try:
-            while not stopping.is_set():
-                waiters = {
-                    asyncio.ensure_future(stopping.wait()),
-                    asyncio.ensure_future(signal.wait()),
-                }
-                try:
-                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiter in waiters:
-                        waiter.cancel()
-                if signal.is_set() and not stopping.is_set():
-                    signal.clear()
-                    await self.wake()
-        finally:
-            scheduler.shutdown(wait=False)
-
-    # --- claiming ---------------------------------------------------------------------
-
-    async def run_due(self) -> int:
-        """Claim and handle every follow-up due now; returns how many were claimed."""
-        async with self._running:
-            total = 0
-            for _ in range(MAX_BATCHES):
-                claimed = await self.claim()
-                total += len(claimed)
-                for record in claimed:
-                    await self.handle(record)
-                if len(claimed) < self.batch_size:
-                    break
-            return total
-
-    async def claim(self) -> list[FollowUpRecord]:
-        """Take a batch of due follow-ups (committed at once, so the lease starts now)."""
-        now = self.services.clock.now()
-        async with self.services.database.uow() as uow:
-            return await uow.repos.followups.claim_due(
-                now=now,
-                worker_id=self.worker_id,
-                lease_until=now + self.lease,
-                limit=self.batch_size,
-            )
+    def _due_signal(self) -> asyncio.Event:
+        return self.services.signals.followups_due
 
     async def handle(self, record: FollowUpRecord) -> str | None:
         """Handle one claimed follow-up; returns its outcome (None if it was taken over)."""
