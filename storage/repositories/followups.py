@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FollowUp, Opportunity, Signup
-from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
+from storage.repositories._dialect import claim_update, insert_ignoring_conflicts
 
 PENDING: Final = "pending"
 CLAIMED: Final = "claimed"
@@ -117,6 +117,13 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _held_by(followup_id: int, worker_id: str) -> ColumnElement[bool]:
+    """Still claimed by ``worker_id`` (not taken over, not cancelled meanwhile)."""
+    return and_(
+        FollowUp.id == followup_id, FollowUp.status == CLAIMED, FollowUp.claimed_by == worker_id
+    )
+
+
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
@@ -167,27 +174,19 @@ class FollowUpRepository:
         Soonest due first. Commit promptly: on PostgreSQL the rows stay locked until
         the transaction ends.
         """
-        candidates = (
-            select(FollowUp.id)
-            .where(_claimable(now))
-            .order_by(FollowUp.due_at, FollowUp.id)
-            .limit(limit)
-        )
-        if dialect_name(self._session) == "postgresql":
-            # Rows another claimer is taking right now are skipped, not waited for.
-            candidates = candidates.with_for_update(skip_locked=True)
-        chosen = candidates.cte("chosen")
-        statement = (
-            update(FollowUp)
-            .where(FollowUp.id.in_(select(chosen.c.id)), _claimable(now))
-            .values(
-                status=CLAIMED,
-                claimed_by=worker_id,
-                lease_until=lease_until,
-                attempts=FollowUp.attempts + 1,
-            )
-            .returning(*_COLUMNS)
-            .execution_options(synchronize_session=False)
+        statement = claim_update(
+            self._session,
+            FollowUp,
+            claimable=_claimable(now),
+            order_by=(FollowUp.due_at, FollowUp.id),
+            limit=limit,
+            values={
+                "status": CLAIMED,
+                "claimed_by": worker_id,
+                "lease_until": lease_until,
+                "attempts": FollowUp.attempts + 1,
+            },
+            returning=_COLUMNS,
         )
         result = await self._session.execute(statement)
         return sorted((_record(row) for row in result.all()), key=lambda r: (r.due_at, r.id))
@@ -198,15 +197,7 @@ class FollowUpRepository:
         None when another worker took it over (the lease ran out) or it was cancelled
         meanwhile: the caller must then leave it alone.
         """
-        statement = (
-            select(*_COLUMNS)
-            .where(
-                FollowUp.id == followup_id,
-                FollowUp.status == CLAIMED,
-                FollowUp.claimed_by == worker_id,
-            )
-            .with_for_update()
-        )
+        statement = select(*_COLUMNS).where(_held_by(followup_id, worker_id)).with_for_update()
         row = (await self._session.execute(statement)).one_or_none()
         return None if row is None else _record(row)
 
@@ -216,11 +207,7 @@ class FollowUpRepository:
         """Mark a held follow-up done (or failed); False if the worker no longer has it."""
         result = await self._session.execute(
             update(FollowUp)
-            .where(
-                FollowUp.id == followup_id,
-                FollowUp.status == CLAIMED,
-                FollowUp.claimed_by == worker_id,
-            )
+            .where(_held_by(followup_id, worker_id))
             .values(
                 status=FAILED if failed else DONE,
                 outcome=outcome[:32],
@@ -252,11 +239,7 @@ class FollowUpRepository:
             values["payload"] = payload
         result = await self._session.execute(
             update(FollowUp)
-            .where(
-                FollowUp.id == followup_id,
-                FollowUp.status == CLAIMED,
-                FollowUp.claimed_by == worker_id,
-            )
+            .where(_held_by(followup_id, worker_id))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
