@@ -19,9 +19,10 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import fields
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 from storage.db import UnitOfWork
 from storage.repositories.digests import DigestRepository, RatingExportRow, ReportExportRow
@@ -144,7 +145,23 @@ async def _write(texts: AsyncIterator[str], path: Path, encoding: str) -> None:
     await asyncio.to_thread(os.replace, partial, path)
 
 
-async def write_reports_csv(
+class CsvRows(Protocol):
+    """:func:`iter_reports_csv` or :func:`iter_ratings_csv`."""
+
+    def __call__(
+        self,
+        uow: UnitOfWork,
+        *,
+        service_ids: Sequence[int] | None,
+        start: datetime,
+        end: datetime,
+        chunk_size: int = ...,
+        progress: ProgressCallback | None = ...,
+    ) -> AsyncIterator[str]: ...
+
+
+async def write_csv(
+    rows: CsvRows,
     uow: UnitOfWork,
     path: Path,
     *,
@@ -155,12 +172,12 @@ async def write_reports_csv(
     progress: ProgressCallback | None = None,
     encoding: str = "utf-8",
 ) -> int:
-    """Write :func:`iter_reports_csv` to ``path``; return the number of rows written.
+    """Write the CSV text of ``rows`` to ``path``; return the number of rows written.
 
     ``encoding="utf-8-sig"`` lets Excel read accents right.
     """
     report, done = _counting(progress)
-    texts = iter_reports_csv(
+    texts = rows(
         uow,
         service_ids=service_ids,
         start=start,
@@ -172,29 +189,22 @@ async def write_reports_csv(
     return done[0]
 
 
-async def write_ratings_csv(
+write_reports_csv = partial(write_csv, iter_reports_csv)
+write_ratings_csv = partial(write_csv, iter_ratings_csv)
+
+
+async def csv_text(
+    rows: CsvRows,
     uow: UnitOfWork,
-    path: Path,
     *,
     service_ids: Sequence[int] | None,
     start: datetime,
     end: datetime,
-    chunk_size: int = DEFAULT_CHUNK,
-    progress: ProgressCallback | None = None,
-    encoding: str = "utf-8",
-) -> int:
-    """Write :func:`iter_ratings_csv` to ``path``; return the number of rows written.
-
-    ``encoding="utf-8-sig"`` lets Excel read accents right.
-    """
-    report, done = _counting(progress)
-    texts = iter_ratings_csv(
-        uow,
-        service_ids=service_ids,
-        start=start,
-        end=end,
-        chunk_size=chunk_size,
-        progress=report,
-    )
-    await _write(texts, path, encoding)
-    return done[0]
+) -> tuple[str, int]:
+    """The whole CSV text of ``rows`` and the number of rows in it (a small export)."""
+    report, done = _counting(None)
+    texts = [
+        text
+        async for text in rows(uow, service_ids=service_ids, start=start, end=end, progress=report)
+    ]
+    return "".join(texts), done[0]

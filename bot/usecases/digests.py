@@ -17,7 +17,7 @@ from aiogram.types import BufferedInputFile
 
 from bot.digests.chart import render_chart
 from bot.digests.compute import build_digest, build_series, format_digest, trailing_periods
-from bot.digests.export import iter_ratings_csv, iter_reports_csv
+from bot.digests.export import csv_text, iter_ratings_csv, iter_reports_csv
 from bot.digests.schedule import DAILY, WEEKLY, Cadence, next_due
 from bot.i18n import Translator
 from bot.outbox import enqueue
@@ -275,22 +275,12 @@ async def export_files(
     start, end = range_period(first, last, zone)
     files = []
     for name, rows_of in (("reports", iter_reports_csv), ("ratings", iter_ratings_csv)):
-        counted = [0]
-
-        def count(done: int, _total: int, counted: list[int] = counted) -> None:
-            counted[0] = done
-
-        chunks = [
-            text
-            async for text in rows_of(
-                uow, service_ids=service_ids, start=start, end=end, progress=count
-            )
-        ]
+        text, rows = await csv_text(rows_of, uow, service_ids=service_ids, start=start, end=end)
         files.append(
             ExportFile(
                 filename=f"{name}-{first.isoformat()}-{last.isoformat()}.csv",
-                content="".join(chunks).encode("utf-8-sig"),
-                rows=counted[0],
+                content=text.encode("utf-8-sig"),
+                rows=rows,
             )
         )
     return files
