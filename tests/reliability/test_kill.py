@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -35,7 +34,7 @@ from tests.support.emulator import EmulatorServer
 
 SEED = 20260107
 CITIZENS = 50
-KILLS = 12
+KILLS = 10
 FIRST_USER = 730_000
 
 
@@ -98,17 +97,22 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
 
     walking = asyncio.create_task(advance_all(citizens, targets))
     kills = 0
-    t0 = time.monotonic()
     try:
         for _ in range(KILLS):
-            await replies_after(emulator_server, last_call(emulator_server), rng.randint(5, 30))
-            assert not walking.done(), f"the citizens finished after only {kills} kills"
+            replies = asyncio.create_task(
+                replies_after(emulator_server, last_call(emulator_server), rng.randint(1, 8))
+            )
+            await asyncio.wait({replies, walking}, return_when=asyncio.FIRST_COMPLETED)
+            if walking.done():
+                replies.cancel()
+                walking.result()  # the citizens' failure, if they failed
+                raise AssertionError(f"the citizens finished after only {kills} kills")
+            replies.result()
             life.down()
             assert await bot.kill() == -9
             kills += 1
             bot = await bot_processes()
             life.up()
-            print("restart", kills, time.monotonic() - t0, "\n".join(bot.output[-6:]))
         await asyncio.wait_for(walking, 180)
     finally:
         walking.cancel()
@@ -121,7 +125,9 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
         assert step_shown(history.messages) == target
     await asyncio.gather(*(c.answer(t, timeout=30) for c, t in unfinished))
 
-    finishers = [c for c, t in zip(citizens, targets, strict=True) if t == SENT]
+    # The report is sent by those who went all the way, and by those whose next
+    # answer, just now, was the confirmation.
+    finishers = [c for c, t in zip(citizens, targets, strict=True) if t >= CONFIRM]
     database = Database(database_url)
     try:
         async with database.uow() as uow:
@@ -138,12 +144,10 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
         await database.dispose()
     nudges = sum(c.nudges for c in citizens)
     lost = sum(c.confirmation_lost for c in citizens)
+    # A kill between an answer's commit and the bot's reply loses the reply (never the
+    # answer): the citizen nudges; a lost confirmation leaves them without the reference.
     print(f"\n{kills} kills, {nudges} nudges, {lost} confirmations lost, inbox {inbox}")
 
-    for citizen in citizens:
-        if citizen.description not in descriptions and citizen.number % 5 != 0:
-            history = await client.history(citizen.citizen.id)
-            print(citizen.number, [m.describe() for m in history.messages])
     # Every submitted report exists exactly once.
     assert descriptions == Counter(c.description for c in finishers)
     # Every update the citizens caused was stored, and handled exactly once.
