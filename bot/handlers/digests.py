@@ -5,6 +5,7 @@ The whole router requires a staff role, for commands and ``dig:`` buttons alike.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
@@ -19,7 +20,7 @@ from aiogram.types import (
 )
 from babel.dates import format_datetime, get_day_names
 
-from bot.digests.schedule import DAILY, FREQUENCIES, WEEKLY, Cadence, is_zone
+from bot.digests.schedule import DAILY, FREQUENCIES, WEEKLY, is_zone
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -166,43 +167,26 @@ def _changed(
     settings: DigestSettings, kind: str, value: str, available: list[int]
 ) -> tuple[DigestSettings | None, str]:
     """The settings after one button; None when the button makes no sense now."""
+    if kind == "s" and value.isdigit() and int(value) in available:
+        return toggle_service(settings, int(value), available), "services"
     cadence = settings.cadence
     try:
         if kind == "f" and value in FREQUENCIES:
             weekday = cadence.weekday if cadence.weekday is not None else 0
-            new = Cadence(
-                frequency=value,
-                hour=cadence.hour,
-                timezone=cadence.timezone,
-                weekday=weekday if value == WEEKLY else None,
-            )
-            return DigestSettings(cadence=new, service_ids=settings.service_ids), "frequency"
-        if kind == "w" and value.isdigit():
-            new = Cadence(
-                frequency=WEEKLY, hour=cadence.hour, timezone=cadence.timezone, weekday=int(value)
-            )
-            return DigestSettings(cadence=new, service_ids=settings.service_ids), "weekday"
-        if kind == "h" and value.isdigit():
-            new = Cadence(
-                frequency=cadence.frequency,
-                hour=int(value),
-                timezone=cadence.timezone,
-                weekday=cadence.weekday,
-            )
-            return DigestSettings(cadence=new, service_ids=settings.service_ids), "hour"
-        if kind == "z":
-            new = Cadence(
-                frequency=cadence.frequency,
-                hour=cadence.hour,
-                timezone=value,
-                weekday=cadence.weekday,
-            )
-            return DigestSettings(cadence=new, service_ids=settings.service_ids), "timezone"
+            new = replace(cadence, frequency=value, weekday=weekday if value == WEEKLY else None)
+            what = "frequency"
+        elif kind == "w" and value.isdigit():
+            new, what = replace(cadence, frequency=WEEKLY, weekday=int(value)), "weekday"
+        elif kind == "h" and value.isdigit():
+            new, what = replace(cadence, hour=int(value)), "hour"
+        elif kind == "z":
+            new, what = replace(cadence, timezone=value), "timezone"
+        else:
+            return None, kind
     except ValueError:
+        # Cadence refuses the new combination (an hour of 24, an unknown zone).
         return None, kind
-    if kind == "s" and value.isdigit() and int(value) in available:
-        return toggle_service(settings, int(value), available), "services"
-    return None, kind
+    return replace(settings, cadence=new), what
 
 
 def build_digest_router() -> Router:
