@@ -473,19 +473,20 @@ class OutboxRepository:
 
     async def mark_failed(self, message_id: int, *, worker_id: str, error: str) -> bool:
         """Give up on a row this worker holds (a permanent error, or out of attempts)."""
-        result = await self._session.execute(
-            update(_T)
-            .where(
-                _T.c.id == message_id,
-                _T.c.status.in_((CLAIMED, SENDING)),
-                _T.c.claimed_by == worker_id,
-            )
-            .values(status=FAILED, last_error=_error_keeping_doubt(error), lease_until=None)
+        return await self._end_held(
+            message_id, worker_id, status=FAILED, last_error=_error_keeping_doubt(error)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_dropped(self, message_id: int, *, worker_id: str, reason: str) -> bool:
         """Drop a row this worker holds instead of sending it (its chat refused us)."""
+        return await self._end_held(
+            message_id, worker_id, status=DROPPED, last_error=reason[:ERROR_LENGTH]
+        )
+
+    async def _end_held(
+        self, message_id: int, worker_id: str, *, status: str, last_error: Any
+    ) -> bool:
+        """End a row this worker holds (claimed or sending) in ``status``."""
         result = await self._session.execute(
             update(_T)
             .where(
@@ -493,7 +494,7 @@ class OutboxRepository:
                 _T.c.status.in_((CLAIMED, SENDING)),
                 _T.c.claimed_by == worker_id,
             )
-            .values(status=DROPPED, last_error=reason[:ERROR_LENGTH], lease_until=None)
+            .values(status=status, last_error=last_error, lease_until=None)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
