@@ -16,7 +16,6 @@ the final count through the outbox (that one must arrive).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from babel.numbers import format_decimal, format_percent
 from bot.digests.compute import ServiceDigest, build_digest
 from bot.i18n import Translator
 from bot.outbox import enqueue, method_payload
+from bot.periodic import sweep_every
 from bot.runtime.context import Services
 from bot.usecases.staff import actor_of
 from storage.db import UnitOfWork
@@ -222,13 +222,9 @@ class BroadcastMonitor:
         self._bot = bot
 
     async def run(self, stopping: asyncio.Event, *, interval: float = MONITOR_INTERVAL) -> None:
-        while not stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("broadcast progress sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+        await sweep_every(
+            interval, stopping, self.sweep, log=log, failure="broadcast progress sweep failed"
+        )
 
     async def sweep(self) -> int:
         """Look at every sending broadcast once; returns how many finished."""

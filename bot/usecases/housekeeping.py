@@ -11,11 +11,11 @@ database, a second sweep simply finds nothing left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.periodic import sweep_every
 from bot.runtime.context import Services
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,9 @@ class Housekeeper:
 
     async def run(self, stopping: asyncio.Event, *, interval: float = DEFAULT_INTERVAL) -> None:
         """Sweep now, then every ``interval`` seconds until ``stopping``."""
-        while not stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("housekeeping sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+        await sweep_every(
+            interval, stopping, self.sweep, log=log, failure="housekeeping sweep failed"
+        )
 
     async def sweep(self) -> Purged:
         """Delete what finished before now minus the retention period."""

@@ -8,7 +8,6 @@ through the outbox, written in the same transaction as the claim.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from aiogram.methods import SendMessage, TelegramMethod
 
 from bot.conversation.render import render
 from bot.outbox import enqueue
+from bot.periodic import sweep_every
 from bot.runtime.context import Services
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,7 @@ class SessionJanitor:
 
     async def run(self, stopping: asyncio.Event, *, interval: float = 60.0) -> None:
         """Look for due sessions every ``interval`` seconds until ``stopping``."""
-        while not stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("session sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+        await sweep_every(interval, stopping, self.sweep, log=log, failure="session sweep failed")
 
     async def sweep(self) -> int:
         """Nudge or expire every due session; returns how many were handled."""
