@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-BENCHMARKS = ("dialogs", "webhook", "memory", "outbox")
+BENCHMARKS = ("dialogs", "webhook", "memory", "outbox", "digest")
 
 
 def run_benchmark(name: str, quick: bool) -> bool | None:

@@ -3,10 +3,13 @@
 Each citizen answers the report flow as a person would — the main menu's "Report an
 issue", a category button, a pin, "Skip" for the photo, a description, "No" to
 anonymity, "Send" — pressing the buttons the bot actually sent (read back from the
-fake Bot API session). Updates go through the bot's real path: ``Inbox.receive``
-stores them, the processor runs them through ``Dispatcher.feed_update`` in one
-transaction with the session state and the inbox mark, and the replies go to a
-session that serialises them but sends nothing. Every run is checked afterwards: all
+fake Bot API session). Updates go through the bot's real path, ``Inbox.receive``:
+an update of an idle chat while the bot is nearly idle is handled at once and
+stored as handled in its handler's transaction; otherwise it is stored (one
+transaction shared by the updates arriving meanwhile) and queued, and the processor
+runs it through ``Dispatcher.feed_update`` in one transaction with the session state
+and the inbox mark. The replies go to a session that serialises them but sends
+nothing. Every run is checked afterwards: all
 updates done, one report per finished journey, an open conversation only for each
 journey stopped half-way.
 

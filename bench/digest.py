@@ -600,7 +600,7 @@ def verdicts(results: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def main(arguments: argparse.Namespace) -> None:
+async def run(arguments: argparse.Namespace) -> None:
     """Run every backend asked for; print the table and write the JSON."""
     size = QUICK if arguments.quick else FULL
     backends, postgres = await available_backends(arguments.backends)
@@ -695,5 +695,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (also what ``python -m bench`` calls)."""
+    asyncio.run(run(parse(argv)))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    raise SystemExit(main())

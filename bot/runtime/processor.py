@@ -23,9 +23,13 @@ UpdateHandler = Callable[[IncomingUpdate], Awaitable[None]]
 class UpdateProcessor:
     """Per-chat ordering with bounded concurrency."""
 
-    def __init__(self, handle: UpdateHandler, *, max_concurrency: int) -> None:
+    def __init__(
+        self, handle: UpdateHandler, *, max_concurrency: int, run_now_limit: int = 4
+    ) -> None:
         self._handle = handle
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._run_now_limit = run_now_limit
+        self._running = 0
         self._queues: dict[int, deque[IncomingUpdate]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._inline = 0
@@ -51,8 +55,17 @@ class UpdateProcessor:
         self._start_worker(key)
 
     def can_run_now(self, update: IncomingUpdate) -> bool:
-        """True when nothing of the update's chat is queued or running and a slot is free."""
-        return self._chat_key(update) not in self._queues and not self._slots.locked()
+        """True when nothing of the update's chat is queued or running and the processor
+        is nearly idle (fewer than ``run_now_limit`` updates running, none waiting).
+
+        Whoever runs an update now waits for it; when many run, each waits behind the
+        others (on SQLite, for the one write lock), so under load queueing is better.
+        """
+        return (
+            self._running < self._run_now_limit
+            and not self._slots.locked()
+            and self._chat_key(update) not in self._queues
+        )
 
     async def run_now(self, update: IncomingUpdate, handle: UpdateHandler) -> None:
         """Run ``handle(update)`` in this task as its chat's next update; wait for it.
@@ -69,7 +82,11 @@ class UpdateProcessor:
         self._idle.clear()
         try:
             async with self._slots:
-                await handle(update)
+                self._running += 1
+                try:
+                    await handle(update)
+                finally:
+                    self._running -= 1
         finally:
             queue.popleft()
             self._inline -= 1
@@ -98,12 +115,15 @@ class UpdateProcessor:
             while queue:
                 update = queue[0]
                 async with self._slots:
+                    self._running += 1
                     try:
                         await self._handle(update)
                     except Exception:
                         # The handler records failures itself; this is the last guard
                         # so one bad update never stops its chat's queue.
                         log.exception("update %s escaped its handler", update.update_id)
+                    finally:
+                        self._running -= 1
                 queue.popleft()
         finally:
             del self._queues[key]
