@@ -20,7 +20,7 @@ import sys
 
 import bot.app
 from bot.cli import main
-from bot.followups.runner import DEFAULT_INTERVAL, FollowUpRunner
+from bot.followups.runner import FollowUpRunner
 from bot.outbox.sender import OutboxSender
 
 
@@ -32,7 +32,7 @@ def _seconds(name: str) -> float | None:
 class OftenWakingRunner(FollowUpRunner):
     """The follow-up runner, waking every TEST_FOLLOWUP_INTERVAL seconds."""
 
-    async def run(self, stopping: asyncio.Event, *, interval: float = DEFAULT_INTERVAL) -> None:
+    async def run(self, stopping: asyncio.Event, *, interval: float | None = None) -> None:
         """As the parent, with the interval of the environment."""
         await super().run(stopping, interval=_seconds("TEST_FOLLOWUP_INTERVAL") or interval)
 
@@ -49,6 +49,7 @@ class OftenRecoveringSender(OutboxSender):
 
 
 if __name__ == "__main__":
-    bot.app.FollowUpRunner = OftenWakingRunner  # type: ignore[misc]
-    bot.app.OutboxSender = OftenRecoveringSender  # type: ignore[misc]
+    # bot.app.run looks both classes up when it starts its workers.
+    setattr(bot.app, "FollowUpRunner", OftenWakingRunner)  # noqa: B010
+    setattr(bot.app, "OutboxSender", OftenRecoveringSender)  # noqa: B010
     sys.exit(main())
