@@ -152,8 +152,15 @@ class Connection:
         return await cursor.execute(sql, parameters)
 
     async def commit(self) -> None:
-        """Commit the transaction."""
+        """Commit the transaction, then let the other tasks run.
+
+        Without a thread hop nothing here suspends, so a worker looping over many
+        small transactions (a batch of follow-ups, say) would keep the event loop
+        to itself: updates and other workers wait. One yield per transaction keeps
+        the process fair for the price of a loop turn.
+        """
         await _patiently(self._live.commit)
+        await asyncio.sleep(0)
 
     async def rollback(self) -> None:
         """Roll the transaction back."""
