@@ -17,11 +17,11 @@ from aiogram.types import (
 )
 from babel.dates import format_date
 
-from bot.i18n import Translator
 from bot.keyboards import yes_no
 from bot.notices import local_time, queue_promotion_notices
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.statetable import StateTable, current_table
 from bot.usecases.account import (
     erase_citizen,
     export_citizen_data,
@@ -40,13 +40,7 @@ def _zone(services: Services) -> ZoneInfo:
     return ZoneInfo(services.settings.timezone)
 
 
-def status_label(translator: Translator, language: str, status: str) -> str:
-    """A report status in the citizen's words (the code itself if it has no text)."""
-    key = f"status.{status}"
-    return translator.text(language, key) if translator.has(key) else status
-
-
-def _report_line(services: Services, report: ReportRecord, lang: str) -> str:
+def _report_line(services: Services, table: StateTable, report: ReportRecord, lang: str) -> str:
     t = services.translator
     category = report.category_names.get(lang) or report.category_code
     return t.text(
@@ -54,7 +48,7 @@ def _report_line(services: Services, report: ReportRecord, lang: str) -> str:
         "status.line",
         reference=report.reference,
         category=category,
-        status=status_label(t, lang, report.status),
+        status=table.label(t, lang, report.status),
         date=format_date(report.created_at.astimezone(_zone(services)), "d MMM", locale=lang),
     )
 
@@ -76,18 +70,19 @@ def build_account_router() -> Router:
         lang: str,
     ) -> None:
         t = services.translator
+        table = await current_table(uow)  # labels as the administrators wrote them
         if command.args:
             view = await report_view(uow, citizen, command.args.split()[0])
             if view is None:
                 out.add(message.answer(t.text(lang, "status.unknown", reference=command.args[:20])))
                 return
-            lines = [_report_line(services, view.report, lang)]
+            lines = [_report_line(services, table, view.report, lang)]
             if view.involved:
                 lines.append(t.text(lang, "status.description", text=view.report.description[:600]))
             for event in view.history:
                 when = local_time(event.at, lang, _zone(services))
                 what = (
-                    status_label(t, lang, event.to_status)
+                    table.label(t, lang, event.to_status)
                     if event.to_status
                     else t.text(lang, f"event.{event.kind}")
                     if t.has(f"event.{event.kind}")
@@ -102,7 +97,7 @@ def build_account_router() -> Router:
             out.add(message.answer(t.text(lang, "status.none")))
             return
         lines = [t.text(lang, "status.title")]
-        lines += [_report_line(services, report, lang) for report in reports]
+        lines += [_report_line(services, table, report, lang) for report in reports]
         lines.append(t.text(lang, "status.hint"))
         out.add(message.answer("\n".join(lines)))
 

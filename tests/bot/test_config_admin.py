@@ -222,6 +222,9 @@ async def test_areas_and_state_table_reach_reports_cards_and_notifications(
         await client.wait_for_bot_message(
             REPORTER_ID, predicate=lambda m: reference in m.content and "sorted" in m.content
         )
+        # The reporter's /status speaks the table's words too, history included.
+        status = await reporter.send(f"/status {reference}", expect=reference)
+        assert "sorted" in status.content and "waiting for us" in status.content
 
         # fixed -> closed is not in the table: a forged button is refused, nothing changes.
         audits = await count(database, AuditEntry, AuditEntry.action == "report.status")
