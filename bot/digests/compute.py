@@ -9,8 +9,9 @@ Telegram HTML message in the manager's language, with every value escaped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from babel import Locale
 from babel.core import UnknownLocaleError
@@ -123,6 +124,7 @@ class Digest:
     previous_volunteering: VolunteeringFigures
     volunteering_changes: VolunteeringChanges
     category_names: dict[str, dict[str, str]]
+    area_names: dict[str, dict[str, str]] = field(default_factory=dict)
     min_cell: int = MIN_CELL
 
 
@@ -189,7 +191,9 @@ async def build_digest(
     reports, previous_reports = await repository.report_figures_for(ids, periods)
     satisfaction, previous_satisfaction = await repository.satisfaction_for(ids, periods)
     comments = await repository.recent_comments(ids, start, end)
-    respondents = await repository.respondents(ids, start, end, min_cell=MIN_CELL)
+    respondents = await repository.respondents(
+        ids, start, end, dimensions=("language", "area"), min_cell=MIN_CELL
+    )
     volunteering = await repository.volunteering(start, end)
     previous_volunteering = await repository.volunteering(previous_start, previous_end)
 
@@ -226,6 +230,7 @@ async def build_digest(
             fill_rate=Change(volunteering.fill_rate, previous_volunteering.fill_rate),
         ),
         category_names=await repository.category_names(),
+        area_names=await repository.area_names(),
     )
 
 
@@ -377,6 +382,12 @@ def _report_lines(section: ServiceDigest, digest: Digest, f: _Formatter) -> list
             for code, n in figures.by_category.items()
         ]
         lines.append(f.text("digest.reports.by_category", items=_listing(items, f)))
+    if figures.by_area:
+        items = [
+            f"{f.name(digest.area_names.get(code, {}), code)} {f.count(n)}"
+            for code, n in figures.by_area.items()
+        ]
+        lines.append(f.text("digest.reports.by_area", items=_listing(items, f)))
     if figures.by_status:
         items = [f"{f.status(code)} {f.count(n)}" for code, n in figures.by_status.items()]
         lines.append(f.text("digest.reports.by_status", items=_listing(items, f)))
@@ -409,24 +420,34 @@ def _satisfaction_lines(section: ServiceDigest, f: _Formatter) -> list[str]:
     ]
 
 
+def _cell_name(digest: Digest, f: _Formatter, by_area: bool, code: str) -> str:
+    if by_area:
+        return f.name(digest.area_names.get(code, {}), code)
+    return f.language_name(code)
+
+
 def _respondent_lines(section: ServiceDigest, digest: Digest, f: _Formatter) -> list[str]:
     lines = []
     for breakdown in section.respondents:
-        if not breakdown.cells:
+        by_area = breakdown.dimension == "area"
+        # By area, only ratings of reports pinned inside an area are placed.
+        cells = [cell for cell in breakdown.cells if cell.value or not by_area]
+        if not cells:
             continue
+        value = partial(_cell_name, digest, f, by_area)
         items = [
             f.text(
                 "digest.respondents.hidden",
-                value=f.language_name(cell.value),
+                value=value(cell.value),
                 min=f.count(digest.min_cell),
             )
             if cell.hidden
             else f.text(
                 "digest.respondents.cell",
-                value=f.language_name(cell.value),
+                value=value(cell.value),
                 people=f.count(cell.people),
             )
-            for cell in breakdown.cells
+            for cell in cells
         ]
         dimension_key = f"digest.dimension.{breakdown.dimension}"
         dimension = (

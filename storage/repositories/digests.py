@@ -53,6 +53,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 from storage.models import (
+    Area,
     Category,
     Opportunity,
     Rating,
@@ -140,6 +141,7 @@ class ReportFigures:
     new: int = 0
     by_category: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
+    by_area: dict[str, int] = field(default_factory=dict)
     fixed: int = 0
     reopened: int = 0
     median_days_to_fix: float | None = None
@@ -287,9 +289,7 @@ class RatingExportRow:
 class _Dimension:
     """How to read one breakdown dimension for a rating.
 
-    ``join`` adds what the value needs to the rating query. Reports have no area
-    yet; once they do, an ``"area"`` dimension is one entry here, e.g. the area of
-    the rated report through an outer join on ``ratings.report_id``.
+    ``join`` adds what the value needs to the rating query.
     """
 
     value: Callable[[], ColumnElement[Any]]
@@ -298,6 +298,13 @@ class _Dimension:
 
 RESPONDENT_DIMENSIONS: Final[dict[str, _Dimension]] = {
     "language": _Dimension(value=lambda: Rating.language.expression),
+    # The area of the rated report; ratings of no pinned report count as "".
+    "area": _Dimension(
+        value=lambda: func.coalesce(Area.code, literal("")),
+        join=lambda statement: statement.outerjoin(Report, Report.id == Rating.report_id).outerjoin(
+            Area, Area.id == Report.area_id
+        ),
+    ),
 }
 
 
@@ -509,6 +516,11 @@ class DigestRepository:
             ServiceInfo(id=row.id, code=row.code, names=_texts(row.names)) for row in result.all()
         ]
 
+    async def area_names(self) -> dict[str, dict[str, str]]:
+        """Every area's names by language, keyed by code (for display)."""
+        result = await self._session.execute(select(Area.code, Area.names))
+        return {row.code: _texts(row.names) for row in result.all()}
+
     async def category_names(self) -> dict[str, dict[str, str]]:
         """Every category's names by language, keyed by code (for display)."""
         result = await self._session.execute(select(Category.code, Category.names))
@@ -548,6 +560,8 @@ class DigestRepository:
                 new=counts.get(("new", ""), 0),
                 by_category=_sorted_counts(counts, "category"),
                 by_status=_sorted_counts(counts, "status"),
+                # Reports without a pin, or outside every area, are not listed by area.
+                by_area={k: n for k, n in _sorted_counts(counts, "area").items() if k},
                 fixed=fixed_count,
                 reopened=reopened[index].get(key, 0),
                 median_days_to_fix=median,
@@ -564,20 +578,23 @@ class DigestRepository:
         self, service_ids: Sequence[int] | None, periods: Sequence[Period]
     ) -> list[dict[int | None, dict[tuple[str, str], int]]]:
         # One scan groups the periods' reports by (period, service, category,
-        # status); the small grouped set is then rolled up six ways in SQL.
+        # status, area); the small grouped set is then rolled up eight ways in SQL.
         period = _period_index(Report.created_at, periods)
+        area_code = func.coalesce(Area.code, literal(""))
         grouped = (
             select(
                 period.label("period"),
                 Report.service_id,
                 Category.code.label("category"),
                 Report.status,
+                area_code.label("area"),
                 func.count().label("n"),
             )
             .join(Category, Category.id == Report.category_id)
+            .outerjoin(Area, Area.id == Report.area_id)
             .where(_in_services(Report.service_id, service_ids))
             .where(_in_any_period(Report.created_at, periods), period.is_not(None))
-            .group_by(period, Report.service_id, Category.code, Report.status)
+            .group_by(period, Report.service_id, Category.code, Report.status, area_code)
             .cte("new_reports")
         )
         total = func.sum(grouped.c.n).label("n")
@@ -586,6 +603,7 @@ class DigestRepository:
             ("new", None),
             ("category", grouped.c.category),
             ("status", grouped.c.status),
+            ("area", grouped.c.area),
         ):
             key_column = (literal("") if key is None else key).label("key")
             kind_column = literal(kind).label("kind")
