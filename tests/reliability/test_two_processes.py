@@ -189,9 +189,17 @@ async def test_two_processes_send_each_of_1000_followups_once_and_survive_a_kill
                         select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
                     )
                 ).all()
-            tail = "\n".join(line for line in survivor.output[-200:] if "apscheduler" not in line)
+                failures = (
+                    await uow.session.execute(
+                        select(OutboxMessage.id, OutboxMessage.last_error, OutboxMessage.attempts)
+                        .where(OutboxMessage.status == "failed")
+                        .limit(5)
+                    )
+                ).all()
+            tail = "\n".join(line for line in survivor.output if "apscheduler" not in line)
             raise AssertionError(
-                f"{error}; follow-ups {await claims(database)}, outbox {outbox_statuses};"
+                f"{error}; follow-ups {await claims(database)}, outbox {outbox_statuses},"
+                f" failed {failures};"
                 f" the survivor printed:\n{tail}"
             ) from None
 
