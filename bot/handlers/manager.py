@@ -6,11 +6,18 @@ from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, or_f
 from aiogram.methods import EditMessageText, SendMessage
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.managers.cards import CODE_STATUSES, STATUS_PREFIX, card_methods, card_text, status_buttons
+from bot.managers.cards import (
+    CODE_STATUSES,
+    STATUS_CODES,
+    STATUS_PREFIX,
+    card_methods,
+    card_text,
+    status_buttons,
+)
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -23,6 +30,9 @@ from storage.repositories.reports import OPEN_STATUSES
 from storage.repositories.staff import StaffRoles
 
 MANAGER_COMMANDS = ("reports", "report")
+# "Without a note" on a note prompt; a reply to that prompt is the note.
+NOTE_PREFIX = "mgr:nn:"
+NOTE_LENGTH = 1000
 PAGE = 10
 AREA_PREFIX = "area:"
 
@@ -34,8 +44,12 @@ def _may_handle(roles: StaffRoles, report: ReportRecord) -> bool:
 def build_manager_router() -> Router:
     """Managers act on their services' reports; administrators on all."""
     router = Router(name="manager")
+    # Commands, and replies to a note prompt (a bot message with buttons): only those
+    # pay for the role lookup.
     router.message.filter(
-        F.chat.type == "private", Command(*MANAGER_COMMANDS), RequireRole("staff")
+        F.chat.type == "private",
+        or_f(Command(*MANAGER_COMMANDS), F.reply_to_message.reply_markup),
+        RequireRole("staff"),
     )
     router.callback_query.filter(
         F.message.chat.type == "private", F.data.startswith("mgr:"), RequireRole("staff")
@@ -133,6 +147,63 @@ def build_manager_router() -> Router:
         lines.append(t.text(lang, "reports.hint"))
         out.add(message.answer("\n".join(lines)))
 
+    async def apply_status(
+        report: ReportRecord,
+        status: str,
+        note: str | None,
+        *,
+        services: Services,
+        uow: UnitOfWork,
+        citizen: CitizenRecord,
+        lang: str,
+    ) -> tuple[str, ReportRecord | None]:
+        """Change the status; the text for the manager and the report after (None: refused)."""
+        t = services.translator
+        zone = ZoneInfo(services.settings.timezone)
+        now = services.clock.now()
+        table = await current_table(uow)
+        try:
+            change = await change_report_status(
+                uow, report.id, status, actor_of(citizen), note, now, translator=t, timezone=zone
+            )
+        except TransitionNotAllowedError as refused:
+            text = t.text(
+                lang,
+                "manager.transition_refused",
+                reference=report.reference,
+                current=status_text(t, lang, refused.from_status, table),
+                status=status_text(t, lang, refused.to_status, table),
+            )
+            return text, None
+        await uow.repos.staff.audit(
+            actor=actor_of(citizen),
+            action="report.status",
+            subject=report.reference,
+            details={"from": report.status, "to": status, "note": bool(note)},
+            now=now,
+        )
+        services.signals.outbox_pending.set()
+        services.signals.followups_due.set()
+        updated = await uow.repos.reports.by_id(report.id)
+        done = t.text(
+            lang,
+            "manager.status_changed",
+            reference=report.reference,
+            status=status_text(t, lang, status, table),
+            notified=change.notified if change else 0,
+        )
+        return done, updated
+
+    async def target(
+        data: str, prefix: str, uow: UnitOfWork
+    ) -> tuple[ReportRecord | None, str | None]:
+        parts = data.removeprefix(prefix).split(":")
+        status = CODE_STATUSES.get(parts[1]) if len(parts) == 2 else None
+        report = (
+            await uow.repos.reports.by_id(int(parts[0])) if parts and parts[0].isdigit() else None
+        )
+        return report, status
+
     @router.callback_query(F.data.startswith(STATUS_PREFIX))
     async def change_status(
         query: CallbackQuery,
@@ -144,72 +215,162 @@ def build_manager_router() -> Router:
         lang: str,
     ) -> None:
         t = services.translator
-        parts = (query.data or "").removeprefix(STATUS_PREFIX).split(":")
-        status = CODE_STATUSES.get(parts[1]) if len(parts) == 2 else None
-        report = (
-            await uow.repos.reports.by_id(int(parts[0])) if parts and parts[0].isdigit() else None
-        )
+        report, status = await target(query.data or "", STATUS_PREFIX, uow)
         if report is None or status is None:
             out.add(query.answer(t.text(lang, "error.stale_button")))
             return
         if not _may_handle(roles, report):
             out.add(query.answer(t.text(lang, "manager.not_yours"), show_alert=True))
             return
-        zone = ZoneInfo(services.settings.timezone)
-        now = services.clock.now()
         table = await current_table(uow)
-        try:
-            change = await change_report_status(
-                uow,
-                report.id,
-                status,
-                actor_of(citizen),
-                None,
-                now,
-                translator=t,
-                timezone=zone,
+        if table.asks_note(status) and table.allows(report.status, status):
+            # The table wants a note: ask for it; the change waits for the reply.
+            out.add(query.answer())
+            out.add(
+                SendMessage(
+                    chat_id=query.from_user.id,
+                    text=t.text(
+                        lang,
+                        "manager.note_prompt",
+                        reference=report.reference,
+                        status=status_text(t, lang, status, table),
+                    ),
+                    reply_markup=InlineKeyboardMarkup(
+                        inline_keyboard=[
+                            [
+                                InlineKeyboardButton(
+                                    text=t.text(lang, "manager.note_skip"),
+                                    callback_data=f"{NOTE_PREFIX}{report.id}:{STATUS_CODES[status]}",
+                                )
+                            ]
+                        ]
+                    ),
+                )
             )
-        except TransitionNotAllowedError as refused:
-            text = t.text(
-                lang,
-                "manager.transition_refused",
-                reference=report.reference,
-                current=status_text(t, lang, refused.from_status, table),
-                status=status_text(t, lang, refused.to_status, table),
-            )
-            out.add(query.answer(text, show_alert=True))
             return
-        await uow.repos.staff.audit(
-            actor=actor_of(citizen),
-            action="report.status",
-            subject=report.reference,
-            details={"from": report.status, "to": status},
-            now=now,
+        done, updated = await apply_status(
+            report, status, None, services=services, uow=uow, citizen=citizen, lang=lang
         )
-        services.signals.outbox_pending.set()
-        services.signals.followups_due.set()
-        updated = await uow.repos.reports.by_id(report.id)
-        assert updated is not None
-        done = t.text(
-            lang,
-            "manager.status_changed",
-            reference=report.reference,
-            status=status_text(t, lang, status, table),
-            notified=change.notified if change else 0,
-        )
+        if updated is None:
+            out.add(query.answer(done, show_alert=True))
+            return
         out.add(query.answer(done))
         if query.message is not None:
+            zone = ZoneInfo(services.settings.timezone)
             text = await card_text(
-                uow, updated, translator=t, language=lang, timezone=zone, now=now
+                uow, updated, translator=t, language=lang, timezone=zone, now=services.clock.now()
             )
             out.add(
                 EditMessageText(
                     chat_id=query.from_user.id,
                     message_id=query.message.message_id,
                     text=text,
-                    reply_markup=status_buttons(updated, t, lang, table),
+                    reply_markup=status_buttons(updated, t, lang, await current_table(uow)),
                 )
             )
         out.add(SendMessage(chat_id=query.from_user.id, text=done))
+
+    async def with_note(
+        report: ReportRecord | None,
+        status: str | None,
+        note: str | None,
+        *,
+        chat_id: int,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        citizen: CitizenRecord,
+        roles: StaffRoles,
+        lang: str,
+    ) -> None:
+        t = services.translator
+        if report is None or status is None or report.status == status:
+            out.add(SendMessage(chat_id=chat_id, text=t.text(lang, "error.stale_button")))
+            return
+        if not _may_handle(roles, report):
+            out.add(SendMessage(chat_id=chat_id, text=t.text(lang, "manager.not_yours")))
+            return
+        done, updated = await apply_status(
+            report, status, note, services=services, uow=uow, citizen=citizen, lang=lang
+        )
+        out.add(SendMessage(chat_id=chat_id, text=done))
+        if updated is not None:  # the card again, with the buttons of its new status
+            zone = ZoneInfo(services.settings.timezone)
+            text = await card_text(
+                uow, updated, translator=t, language=lang, timezone=zone, now=services.clock.now()
+            )
+            table = await current_table(uow)
+            out.add(
+                SendMessage(
+                    chat_id=chat_id,
+                    text=text,
+                    reply_markup=status_buttons(updated, t, lang, table),
+                )
+            )
+
+    @router.callback_query(F.data.startswith(NOTE_PREFIX))
+    async def without_note(
+        query: CallbackQuery,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        citizen: CitizenRecord,
+        roles: StaffRoles,
+        lang: str,
+    ) -> None:
+        out.add(query.answer())
+        report, status = await target(query.data or "", NOTE_PREFIX, uow)
+        await with_note(
+            report,
+            status,
+            None,
+            chat_id=query.from_user.id,
+            services=services,
+            uow=uow,
+            out=out,
+            citizen=citizen,
+            roles=roles,
+            lang=lang,
+        )
+
+    @router.message(F.reply_to_message.reply_markup)
+    async def note_reply(
+        message: Message,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        citizen: CitizenRecord,
+        roles: StaffRoles,
+        lang: str,
+    ) -> None:
+        prompt = message.reply_to_message
+        markup = prompt.reply_markup if prompt else None
+        data = next(
+            (
+                button.callback_data
+                for row in (markup.inline_keyboard if markup else [])
+                for button in row
+                if (button.callback_data or "").startswith(NOTE_PREFIX)
+            ),
+            None,
+        )
+        if data is None:
+            raise SkipHandler  # a reply to something else: not ours
+        if not message.text:
+            out.add(message.answer(services.translator.text(lang, "manager.note_text_only")))
+            return
+        report, status = await target(data, NOTE_PREFIX, uow)
+        await with_note(
+            report,
+            status,
+            message.text[:NOTE_LENGTH],
+            chat_id=message.chat.id,
+            services=services,
+            uow=uow,
+            out=out,
+            citizen=citizen,
+            roles=roles,
+            lang=lang,
+        )
 
     return router

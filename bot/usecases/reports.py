@@ -148,7 +148,9 @@ async def _tell_followers(
             citizen,
             text,
             kind="report_status",
-            key=f"report-status:{report.id}:{_stamp(now)}:{citizen_id}",
+            # The status is part of the key: two changes in the same instant (a
+            # quick "in progress" then "fixed") are two pieces of news, not one.
+            key=f"report-status:{report.id}:{status}:{_stamp(now)}:{citizen_id}",
             now=now,
         )
     return told
