@@ -194,6 +194,21 @@ def build_manager_router() -> Router:
         )
         return done, updated
 
+    async def card_view(
+        report: ReportRecord, *, services: Services, uow: UnitOfWork, lang: str
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        """A report's card text and the buttons of its status, for the manager."""
+        t = services.translator
+        text = await card_text(
+            uow,
+            report,
+            translator=t,
+            language=lang,
+            timezone=ZoneInfo(services.settings.timezone),
+            now=services.clock.now(),
+        )
+        return text, status_buttons(report, t, lang, await current_table(uow))
+
     async def target(
         data: str, prefix: str, uow: UnitOfWork
     ) -> tuple[ReportRecord | None, str | None]:
@@ -256,16 +271,13 @@ def build_manager_router() -> Router:
             return
         out.add(query.answer(done))
         if query.message is not None:
-            zone = ZoneInfo(services.settings.timezone)
-            text = await card_text(
-                uow, updated, translator=t, language=lang, timezone=zone, now=services.clock.now()
-            )
+            text, buttons = await card_view(updated, services=services, uow=uow, lang=lang)
             out.add(
                 EditMessageText(
                     chat_id=query.from_user.id,
                     message_id=query.message.message_id,
                     text=text,
-                    reply_markup=status_buttons(updated, t, lang, await current_table(uow)),
+                    reply_markup=buttons,
                 )
             )
         out.add(SendMessage(chat_id=query.from_user.id, text=done))
@@ -295,18 +307,8 @@ def build_manager_router() -> Router:
         )
         out.add(SendMessage(chat_id=chat_id, text=done))
         if updated is not None:  # the card again, with the buttons of its new status
-            zone = ZoneInfo(services.settings.timezone)
-            text = await card_text(
-                uow, updated, translator=t, language=lang, timezone=zone, now=services.clock.now()
-            )
-            table = await current_table(uow)
-            out.add(
-                SendMessage(
-                    chat_id=chat_id,
-                    text=text,
-                    reply_markup=status_buttons(updated, t, lang, table),
-                )
-            )
+            text, buttons = await card_view(updated, services=services, uow=uow, lang=lang)
+            out.add(SendMessage(chat_id=chat_id, text=text, reply_markup=buttons))
 
     @router.callback_query(F.data.startswith(NOTE_PREFIX))
     async def without_note(
