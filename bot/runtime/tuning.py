@@ -5,7 +5,8 @@
   magic filter only reads attributes of the event: it runs inline here instead.
 * aiogram parses every Bot API answer with ``Response[T]``; pydantic keeps such
   parametrised models only weakly, so after a garbage collection the next call builds
-  the model class again (about 10 ms each). A request middleware keeps them alive.
+  the model class again (about 10 ms each). A request middleware keeps them alive,
+  and builds those of the usual methods at start-up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from aiogram import Bot, Router
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.filters.logic import _LogicFilter
-from aiogram.methods import Response, TelegramMethod
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetFile,
+    Response,
+    SendDocument,
+    SendLocation,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
 from aiogram.methods.base import TelegramType
 
 
@@ -64,11 +76,28 @@ def run_magic_filters_inline(router: Router) -> int:
     return changed
 
 
+# The Bot API methods the bot calls in handling updates: their models (deferred by
+# bot.runtime.lean_aiogram) are built at start-up, not during a citizen's first update.
+COMMON_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
+    SendMessage,
+    EditMessageText,
+    EditMessageReplyMarkup,
+    AnswerCallbackQuery,
+    SendPhoto,
+    SendDocument,
+    SendLocation,
+    GetFile,
+)
+
+
 class KeepResponseModels(BaseRequestMiddleware):
     """Holds a strong reference to ``Response[T]`` for every method type the bot calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, common: tuple[type[TelegramMethod[Any]], ...] = COMMON_METHODS) -> None:
         self._models: dict[type[TelegramMethod[Any]], Any] = {}
+        for kind in common:
+            kind.model_rebuild()
+            self._models[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
 
     async def __call__(
         self,
