@@ -77,16 +77,21 @@ class Inbox:
         switched_on = os.environ.get(failpoints.ENVIRONMENT_VARIABLE, "").split(",")
         self._always_store_first = "after_store" in switched_on
 
-    async def receive(self, updates: Sequence[IncomingUpdate]) -> list[int]:
+    async def receive(
+        self, updates: Sequence[IncomingUpdate], *, admitted: bool = False
+    ) -> list[int]:
         """Make updates durable, then have them handled; return the ids not seen before.
 
         An update alone whose chat is idle, with a slot free, is handled at once and
         stored as handled in the handler's transaction: one transaction, and this
         returns once it committed. Otherwise the updates are stored (one transaction
         shared with concurrent callers) and queued. Raises if the database refuses,
-        so the caller does not confirm the updates to Telegram.
+        so the caller does not confirm the updates to Telegram. ``admitted``: the
+        caller already passed them through :meth:`admit` (the webhook does, before
+        parsing, so a flood costs as little as possible).
         """
-        updates = self._admit(updates)
+        if not admitted:
+            updates = self._admit(updates)
         if not updates:
             return []
         if (
@@ -141,19 +146,18 @@ class Inbox:
 
     def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
         """Drop what flooders send, before it costs any database work."""
-        admitted = []
-        for item in updates:
-            if item.user_id is None:
-                admitted.append(item)
-                continue
-            verdict = self.flood.check(item.user_id)
-            if verdict.allowed:
-                admitted.append(item)
-            elif verdict.notify and item.chat_id == item.user_id:
-                task = asyncio.create_task(self._slow_down(item.user_id, item.payload))
-                self._notices.add(task)
-                task.add_done_callback(self._notices.discard)
-        return admitted
+        return [item for item in updates if self.admit(item.user_id, item.chat_id, item.payload)]
+
+    def admit(self, user_id: int | None, chat_id: int | None, payload: dict[str, Any]) -> bool:
+        """Spend one of the sender's tokens; False for a flooder (told once a window)."""
+        if user_id is None:
+            return True
+        verdict = self.flood.check(user_id)
+        if not verdict.allowed and verdict.notify and chat_id == user_id:
+            task = asyncio.create_task(self._slow_down(user_id, payload))
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+        return verdict.allowed
 
     async def _slow_down(self, chat_id: int, payload: dict[str, Any]) -> None:
         translator = self._services.translator
