@@ -25,6 +25,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.types import BotCommand
 from aiohttp import web
+from sqlalchemy import text
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -143,12 +144,22 @@ async def prepare_database(settings: Settings) -> None:
         await database.dispose()
 
 
+CONTENT_LOCK_KEY = 0x0C17B07C0  # any constant of ours, distinct from the outbox's
+
+
 async def prepare_content(runtime: Runtime) -> None:
     """Store the shipped flows as revisions and seed an empty catalogue."""
     services = runtime.services
     now = services.clock.now()
     try:
         async with services.database.uow() as uow:
+            if not services.database.is_sqlite:
+                # Instances starting together on a new database take turns: the
+                # second finds the first's rows instead of inserting them again.
+                # (SQLite's BEGIN IMMEDIATE already serialises the two.)
+                await uow.session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": CONTENT_LOCK_KEY}
+                )
             await services.conversations.catalog.sync_builtin(uow, now)
             await seed_catalogue(uow, now=now, timezone=ZoneInfo(services.settings.timezone))
     except FlowError as error:
