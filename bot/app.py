@@ -269,6 +269,8 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
     runtime = build_runtime(settings, api_base=api_base, token=token, clock=clock)
+    # Updates that arrive before the stored ones are queued wait for them.
+    runtime.inbox.hold()
     app = build_web_app(runtime.services, runtime.inbox, webhook_secret=secret)
     if emulator is not None:
         emulator.setup(app)

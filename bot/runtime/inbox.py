@@ -70,6 +70,10 @@ class Inbox:
         settings = services.settings
         self.flood = FloodGuard(rate=settings.flood_rate_per_second, burst=settings.flood_burst)
         self._notices: set[asyncio.Task[None]] = set()
+        # Set until hold(); then new updates wait for recover() to queue the stored
+        # ones first, so a chat's updates left from a previous run come first.
+        self._recovered = asyncio.Event()
+        self._recovered.set()
         self._to_store: list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]] = []
         self._storing: asyncio.Task[None] | None = None
         # The reliability tests' crash point between storing and handling exists only
@@ -92,6 +96,8 @@ class Inbox:
         """
         if not admitted:
             updates = self._admit(updates)
+        if not self._recovered.is_set():
+            await self._recovered.wait()
         if not updates:
             return []
         if (
@@ -170,12 +176,18 @@ class Inbox:
         except Exception:
             log.debug("could not send a slow-down notice", exc_info=True)
 
+    def hold(self) -> None:
+        """Keep new updates waiting until :meth:`recover` (call before serving)."""
+        self._recovered.clear()
+
     async def recover(self) -> int:
-        """Queue the updates a previous run stored but did not finish."""
+        """Queue the updates a previous run stored but did not finish, then let new
+        ones in: per chat, the old ones are handled first."""
         async with self._services.database.uow() as uow:
             pending = await uow.repos.inbox.pending()
         for item in pending:
             self.processor.submit(item)
+        self._recovered.set()
         if pending:
             log.info("resuming %d stored update(s) left unfinished", len(pending))
         return len(pending)
