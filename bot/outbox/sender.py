@@ -553,11 +553,24 @@ class OutboxSender:
             attempted_at = clock.now()
             while True:
                 async with self.limiter.overall():
-                    try:
-                        sent = await self._bot(method)
-                        result = _Result(_Verdict.SENT, message_id=_message_id(sent))
-                    except Exception as error:
-                        result = _classify(error)
+                    held = (clock.now() - attempted_at) > self._lease / 2
+                    if not held:
+                        try:
+                            sent = await self._bot(method)
+                            result = _Result(_Verdict.SENT, message_id=_message_id(sent))
+                        except Exception as error:
+                            result = _classify(error)
+                if held:
+                    # Flood control (other messages' 429s) held this one for half its
+                    # lease: hand it back unsent, before lease recovery would take it
+                    # for a send that may have happened and fail it as "in doubt".
+                    await self._retry(
+                        message,
+                        _Result(_Verdict.RATE_LIMITED, "held by flood control: not sent"),
+                        delay=0,
+                        count_attempt=False,
+                    )
+                    return _Chain.HOLD
                 if result.verdict is not _Verdict.RATE_LIMITED:
                     break
                 self.counters.rate_limited += 1
