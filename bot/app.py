@@ -25,7 +25,6 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.types import BotCommand
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -153,13 +152,9 @@ async def prepare_content(runtime: Runtime) -> None:
     now = services.clock.now()
     try:
         async with services.database.uow() as uow:
-            if not services.database.is_sqlite:
-                # Instances starting together on a new database take turns: the
-                # second finds the first's rows instead of inserting them again.
-                # (SQLite's BEGIN IMMEDIATE already serialises the two.)
-                await uow.session.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": CONTENT_LOCK_KEY}
-                )
+            # Instances starting together on a new database take turns: the second
+            # finds the first's rows instead of inserting them again.
+            await uow.serialize(CONTENT_LOCK_KEY)
             await services.conversations.catalog.sync_builtin(uow, now)
             await seed_catalogue(uow, now=now, timezone=ZoneInfo(services.settings.timezone))
     except FlowError as error:

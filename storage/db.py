@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from storage import inline_sqlite
 from storage.repositories import Repositories
+from storage.repositories._dialect import serialize
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql"}
@@ -216,6 +217,10 @@ class UnitOfWork:
             await self._lock_cm.__aexit__(None, None, None)
             raise
         return self
+
+    async def serialize(self, key: int) -> None:
+        """Take turns with other instances' transactions that serialise on ``key``."""
+        await serialize(self.session, key)
 
     async def __aexit__(
         self,

@@ -63,9 +63,7 @@ async def _choices(
             for code in services.translator.languages
         ]
     if kind == "area":
-        return [
-            (_name(names, lang, code), code) for _id, code, names in await repos.broadcasts.areas()
-        ]
+        return [(_name(a.names, lang, a.code), a.code) for a in await repos.areas.active()]
     if kind == "category":
         return [(_name(c.names, lang, c.code), c.code) for c in await repos.catalog.categories()]
     if kind == "service":

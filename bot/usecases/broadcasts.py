@@ -36,7 +36,12 @@ from bot.runtime.context import Services
 from bot.usecases.staff import actor_of
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
-from storage.repositories.broadcasts import BroadcastRecord, Progress, Segment
+from storage.repositories.broadcasts import (
+    BROADCAST_PRIORITY,
+    BroadcastRecord,
+    Progress,
+    Segment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +118,18 @@ async def confirm_broadcast(
     assert broadcast is not None
     recipients = await repos.broadcasts.recipients(broadcast.segment)
     method, payload = method_payload(message_of(broadcast, chat_id=0))
-    total = await repos.broadcasts.queue(
-        broadcast_id,
+    total = await repos.outbox.enqueue_paced(
         recipients,
+        kind="broadcast",
         method=method,
         payload=payload,
+        key_prefix=f"broadcast:{broadcast_id}",
         now=now,
         interval=timedelta(seconds=1 / broadcast_rate(services)),
+        priority=BROADCAST_PRIORITY,
+        broadcast_id=broadcast_id,
     )
+    await repos.broadcasts.set_total(broadcast_id, total)
     await repos.staff.audit(
         actor=actor_of(admin),
         action="broadcast.send",
@@ -201,11 +210,11 @@ async def draft_you_said(
     )
     if text is None:
         return None
-    draft = await start_broadcast(
-        uow, admin, chat_id=chat_id, segment=Segment("service", service.code), now=now
+    broadcast_id = await uow.repos.broadcasts.start(
+        author_id=admin.id, chat_id=chat_id, segment=Segment("service", service.code), now=now
     )
-    await uow.repos.broadcasts.set_content(draft.broadcast.id, text=text, photo_file_id=None)
-    return await _draft(uow, draft.broadcast.id)
+    await uow.repos.broadcasts.set_content(broadcast_id, text=text, photo_file_id=None)
+    return await _draft(uow, broadcast_id)
 
 
 async def cancel_broadcast(

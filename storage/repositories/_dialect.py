@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, exists, func, literal, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -51,3 +52,32 @@ def claim_update(
         .returning(*returning)
         .execution_options(synchronize_session=False)
     )
+
+
+async def serialize(session: AsyncSession, key: int) -> None:
+    """Make transactions that call this with the same ``key`` take turns until they end.
+
+    A transaction-scoped advisory lock on PostgreSQL; SQLite has one writer at a time
+    already (BEGIN IMMEDIATE), so nothing is needed there.
+    """
+    if dialect_name(session) == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def items_listed(session: AsyncSession, column: Any) -> ColumnElement[bool]:
+    """True when a ``{"items": [...]}`` JSON column lists anything."""
+    if dialect_name(session) == "postgresql":
+        items = type_coerce(column, JSONB)["items"]
+        return func.coalesce(func.jsonb_array_length(items), 0) > 0
+    return func.coalesce(func.json_array_length(column, "$.items"), 0) > 0
+
+
+def items_shared(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """True when a ``{"items": [...]}`` JSON column lists one of ``values``."""
+    if dialect_name(session) == "postgresql":
+        shared: ColumnElement[bool] = type_coerce(column, JSONB)["items"].has_any(
+            postgresql.array(list(values))
+        )
+        return shared
+    each = func.json_each(column, "$.items").table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(each.c.value.in_(list(values))))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -21,7 +21,8 @@ from storage.models import (
     Service,
     VolunteerProfile,
 )
-from storage.repositories.outbox import DROPPED, FAILED, PENDING, SENT
+from storage.repositories._dialect import items_shared
+from storage.repositories.outbox import DROPPED, FAILED, SENT
 
 COMPOSING: Final = "composing"
 SENDING: Final = "sending"
@@ -34,7 +35,6 @@ SEGMENT_KINDS: Final = (EVERYONE, "language", "area", "skill", "category", "serv
 # Broadcast rows go after the messages already due: they never hold up a reply,
 # a reminder or a digest (the sender takes due rows by time, then priority).
 BROADCAST_PRIORITY: Final = 500
-INSERT_CHUNK: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +206,7 @@ class BroadcastRepository:
     # --- segments ----------------------------------------------------------------------
 
     def _segment_filter(self, segment: Segment) -> ColumnElement[bool] | None:
-        """The SQL condition of a segment (None for skills, resolved in Python)."""
+        """The SQL condition of a segment (None for an unknown kind)."""
         value = segment.value or ""
         if segment.kind == EVERYONE:
             return _reachable()
@@ -246,38 +246,26 @@ class BroadcastRepository:
                     ),
                 ),
             )
+        if segment.kind == "skill":
+            return and_(
+                _reachable(),
+                exists().where(
+                    VolunteerProfile.citizen_id == Citizen.id,
+                    items_shared(self._session, VolunteerProfile.skills, [value]),
+                ),
+            )
         return None
 
     async def recipients(self, segment: Segment) -> list[tuple[int, int]]:
         """(citizen id, chat id) of everyone the segment reaches now, by citizen id."""
-        if segment.kind not in SEGMENT_KINDS:
+        condition = self._segment_filter(segment) if segment.kind in SEGMENT_KINDS else None
+        if condition is None:
             return []
-        condition = self._segment_filter(segment)
-        if condition is None:  # volunteers with a skill: few rows, skills in JSON
-            rows = await self._session.execute(
-                select(Citizen.id, Citizen.telegram_id, VolunteerProfile.skills)
-                .join(VolunteerProfile, VolunteerProfile.citizen_id == Citizen.id)
-                .where(_reachable())
-                .order_by(Citizen.id)
-            )
-            return [
-                (int(citizen_id), int(chat_id))
-                for citizen_id, chat_id, skills in rows.all()
-                if segment.value in ((skills or {}).get("items") or ())
-            ]
         rows = await self._session.execute(
             select(Citizen.id, Citizen.telegram_id).where(condition).order_by(Citizen.id)
         )
-        return [(int(citizen_id), int(chat_id)) for citizen_id, chat_id in rows.all()]
-
-    async def areas(self) -> list[tuple[int, str, dict[str, Any]]]:
-        """Active areas (id, code, names), for the segment picker."""
-        rows = await self._session.execute(
-            select(Area.id, Area.code, Area.names)
-            .where(Area.active.is_(True))
-            .order_by(Area.position, Area.code)
-        )
-        return [(int(area_id), str(code), dict(names or {})) for area_id, code, names in rows.all()]
+        # _reachable() keeps only citizens with a Telegram id.
+        return [(citizen_id, chat_id) for citizen_id, chat_id in rows.all() if chat_id is not None]
 
     async def skills(self) -> list[str]:
         """Skills volunteers have declared, for the segment picker."""
@@ -289,45 +277,11 @@ class BroadcastRepository:
 
     # --- sending -----------------------------------------------------------------------
 
-    async def queue(
-        self,
-        broadcast_id: int,
-        recipients: Sequence[tuple[int, int]],
-        *,
-        method: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-        interval: timedelta,
-    ) -> int:
-        """Queue one message per recipient, paced ``interval`` apart; returns how many.
-
-        Each row's ``not_before`` is its turn at the broadcast's rate, so messages
-        decided later (replies, reminders) slot in between instead of waiting behind
-        the whole broadcast. The idempotency key makes queueing twice harmless.
-        """
-        rows = [
-            {
-                "chat_id": chat_id,
-                "citizen_id": citizen_id,
-                "kind": "broadcast",
-                "method": method,
-                "payload": {**payload, "chat_id": chat_id},
-                "priority": BROADCAST_PRIORITY,
-                "status": PENDING,
-                "not_before": now + interval * index,
-                "attempts": 0,
-                "idempotency_key": f"broadcast:{broadcast_id}:{citizen_id}",
-                "broadcast_id": broadcast_id,
-                "created_at": now,
-            }
-            for index, (citizen_id, chat_id) in enumerate(recipients)
-        ]
-        for start in range(0, len(rows), INSERT_CHUNK):
-            await self._session.execute(insert(OutboxMessage), rows[start : start + INSERT_CHUNK])
+    async def set_total(self, broadcast_id: int, total: int) -> None:
+        """How many messages the broadcast queued."""
         await self._session.execute(
-            update(Broadcast).where(Broadcast.id == broadcast_id).values(total=len(rows))
+            update(Broadcast).where(Broadcast.id == broadcast_id).values(total=total)
         )
-        return len(rows)
 
     async def sending(self) -> list[BroadcastRecord]:
         rows = await self._session.execute(

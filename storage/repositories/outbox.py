@@ -53,7 +53,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Citizen, OutboxMessage
-from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
+from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts, serialize
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -73,6 +73,7 @@ IN_DOUBT = "in doubt"
 """Prefix of ``last_error`` for a message that may have been sent already."""
 
 ERROR_LENGTH = 200
+INSERT_CHUNK = 1000  # rows per bulk INSERT
 
 # Claims on PostgreSQL take this transaction-scoped advisory lock first. SKIP
 # LOCKED alone would let two instances, each not yet seeing the other's
@@ -237,6 +238,48 @@ class OutboxRepository:
         new_id = result.scalar()
         return None if new_id is None else int(new_id)
 
+    async def enqueue_paced(
+        self,
+        recipients: Sequence[tuple[int, int]],
+        *,
+        kind: str,
+        method: str,
+        payload: Mapping[str, Any],
+        key_prefix: str,
+        now: datetime,
+        interval: timedelta,
+        priority: int = 100,
+        broadcast_id: int | None = None,
+    ) -> int:
+        """Queue one message for each (citizen id, chat id), ``interval`` apart.
+
+        Each row's ``not_before`` is its turn at that pace, so messages decided later
+        slot in between instead of waiting behind all of them. Rows are keyed
+        ``key_prefix:citizen id``: queueing the same again adds nothing. Returns how
+        many rows were offered.
+        """
+        rows = [
+            {
+                "chat_id": chat_id,
+                "citizen_id": citizen_id,
+                "kind": kind,
+                "method": method,
+                "payload": {**payload, "chat_id": chat_id},
+                "priority": priority,
+                "status": PENDING,
+                "not_before": now + interval * index,
+                "attempts": 0,
+                "idempotency_key": f"{key_prefix}:{citizen_id}",
+                "broadcast_id": broadcast_id,
+                "created_at": now,
+            }
+            for index, (citizen_id, chat_id) in enumerate(recipients)
+        ]
+        statement = insert_ignoring_conflicts(self._session, OutboxMessage, ["idempotency_key"])
+        for start in range(0, len(rows), INSERT_CHUNK):
+            await self._session.execute(statement, rows[start : start + INSERT_CHUNK])
+        return len(rows)
+
     # --- the sender's side -------------------------------------------------------------
 
     async def claim_due(
@@ -261,8 +304,7 @@ class OutboxRepository:
         if limit <= 0:
             return ClaimedBatch(messages=[])
         postgres = dialect_name(self._session) == "postgresql"
-        if postgres:
-            await self._session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+        await serialize(self._session, CLAIM_LOCK_KEY)
         claimed: list[OutboxRecord] = []
         dropped: list[int] = []
         # A chat's retry row is the one that holds it, so only claimed/sending block it.

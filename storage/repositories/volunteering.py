@@ -20,21 +20,18 @@ from sqlalchemy import (
     Select,
     case,
     delete,
-    exists,
     func,
     insert,
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Citizen, Opportunity, Signup, VolunteerProfile
-from storage.repositories._dialect import dialect_name
+from storage.repositories._dialect import dialect_name, items_listed, items_shared
 
 SCHEDULED: Final = "scheduled"
 CANCELLED: Final = "cancelled"
@@ -488,15 +485,8 @@ class VolunteeringRepository:
         return [_opportunity(row) for row in result.all()]
 
     def _fits_skills(self, skills: list[str]) -> ColumnElement[bool]:
-        if dialect_name(self._session) == "postgresql":
-            items = type_coerce(Opportunity.skills, JSONB)["items"]
-            listed = func.coalesce(func.jsonb_array_length(items), 0) > 0
-            shared = items.has_any(postgresql.array(skills))
-            return or_(~listed, shared)
-        listed_sqlite = func.coalesce(func.json_array_length(Opportunity.skills, "$.items"), 0) > 0
-        each = func.json_each(Opportunity.skills, "$.items").table_valued("value")
-        shared_sqlite = exists(select(literal(1)).select_from(each).where(each.c.value.in_(skills)))
-        return or_(~listed_sqlite, shared_sqlite)
+        listed = items_listed(self._session, Opportunity.skills)
+        return or_(~listed, items_shared(self._session, Opportunity.skills, skills))
 
     # Sign-ups
 
