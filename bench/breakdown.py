@@ -246,7 +246,8 @@ def print_breakdown(found: dict[str, Any]) -> None:
         )
     )
     sql = ", ".join(f"{kind} {n}" for kind, n in found["sql_per_update"].items())
-    print(f"SQL statements per update: {sql}")
+    total = sum(found["sql_per_update"].values())
+    print(f"SQL statements per update: {total:.2f} ({sql})")
     print(f"aiogram thread hops (sync filters) per update: {found['thread_hops_per_update']}\n")
 
 

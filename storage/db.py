@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage import inline_sqlite
-from storage.repositories import Repositories
+from storage.repositories import ReferenceCache, Repositories
 from storage.repositories._dialect import serialize
+from storage.repositories._reference import changed_in
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql"}
@@ -146,6 +147,8 @@ class Database:
             self._urgent_engine, expire_on_commit=False, autoflush=False
         )
         self._write_lock = _WriteLock() if self.is_sqlite else None
+        # The catalogue and the areas, read once and kept (see storage.repositories._reference).
+        self.reference_cache = ReferenceCache()
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
@@ -212,7 +215,7 @@ class UnitOfWork:
         try:
             sessions = database._urgent_sessions if self._urgent else database.sessions
             self.session = sessions()
-            self.repos = Repositories(self.session)
+            self.repos = Repositories(self.session, database.reference_cache)
         except BaseException:
             await self._lock_cm.__aexit__(None, None, None)
             raise
@@ -231,6 +234,9 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 await self.session.commit()
+                changed = changed_in(self.session)
+                if changed:
+                    self._database.reference_cache.invalidate(changed)
             else:
                 await self.session.rollback()
         finally:

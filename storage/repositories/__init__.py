@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories._reference import ReferenceCache
 from storage.repositories.areas import AreaRepository
 from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.catalog import CatalogRepository
@@ -25,10 +26,10 @@ from storage.repositories.volunteering import VolunteeringRepository
 class Repositories:
     """The repositories of one unit of work, sharing its session."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReferenceCache | None = None) -> None:
         self.citizens = CitizenRepository(session)
         self.inbox = InboxRepository(session)
-        self.catalog = CatalogRepository(session)
+        self.catalog = CatalogRepository(session, cache)
         self.reports = ReportRepository(session)
         self.sessions = SessionRepository(session)
         self.flows = FlowRepository(session)
@@ -39,7 +40,7 @@ class Repositories:
         self.staff = StaffRepository(session)
         self.digests = DigestRepository(session)
         self.digest_subscriptions = DigestSubscriptionRepository(session)
-        self.areas = AreaRepository(session)
+        self.areas = AreaRepository(session, cache)
         self.config = ConfigRepository(session)
         self.broadcasts = BroadcastRepository(session)
 
@@ -57,6 +58,7 @@ __all__ = [
     "InboxRepository",
     "OutboxRepository",
     "RatingRepository",
+    "ReferenceCache",
     "ReportRepository",
     "Repositories",
     "SessionRepository",

@@ -1,4 +1,10 @@
-"""Areas (GeoJSON polygons) and which reports lie in them."""
+"""Areas (GeoJSON polygons) and which reports lie in them.
+
+The active areas' bounding boxes, which every new report with a pin is tested
+against, come from the process's
+:class:`~storage.repositories._reference.ReferenceCache` (kept up to 30 s, dropped
+when a change commits in this process).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Area, Report
+from storage.repositories._reference import AREAS, ReferenceCache, cached, mark_changed
 
 # Bound parameters per statement stay far below SQLite's and asyncpg's limits.
 ID_CHUNK = 1000
@@ -38,6 +45,10 @@ class PinnedReport:
     area_id: int | None
 
 
+# (min latitude, min longitude, max latitude, max longitude) and the area.
+_Boxed = tuple[tuple[float, float, float, float], AreaRecord]
+
+
 def _record(row: Area) -> AreaRecord:
     return AreaRecord(
         id=row.id,
@@ -52,8 +63,9 @@ def _record(row: Area) -> AreaRecord:
 class AreaRepository:
     """Reads and writes areas; assigns reports to them."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReferenceCache | None = None) -> None:
         self._session = session
+        self._cache = cache
 
     async def all(self) -> list[AreaRecord]:
         """Every area, active or not, in display order."""
@@ -67,20 +79,26 @@ class AreaRepository:
         )
         return [_record(row) for row in rows]
 
+    async def _active_boxes(self) -> tuple[_Boxed, ...]:
+        rows = await self._session.scalars(
+            select(Area).where(Area.active.is_(True)).order_by(Area.position, Area.id)
+        )
+        return tuple(
+            (
+                (row.min_latitude, row.min_longitude, row.max_latitude, row.max_longitude),
+                _record(row),
+            )
+            for row in rows
+        )
+
     async def boxes_holding(self, latitude: float, longitude: float) -> list[AreaRecord]:
         """Active areas whose bounding box holds the point: the candidates for a polygon test."""
-        rows = await self._session.scalars(
-            select(Area)
-            .where(
-                Area.active.is_(True),
-                Area.min_latitude <= latitude,
-                Area.max_latitude >= latitude,
-                Area.min_longitude <= longitude,
-                Area.max_longitude >= longitude,
-            )
-            .order_by(Area.position, Area.id)
-        )
-        return [_record(row) for row in rows]
+        boxed = await cached(self._cache, self._session, AREAS, self._active_boxes)
+        return [
+            area
+            for (south, west, north, east), area in boxed
+            if south <= latitude <= north and west <= longitude <= east
+        ]
 
     async def id_by_code(self, code: str) -> int | None:
         """The id of the area with this code (active or not)."""
@@ -101,6 +119,7 @@ class AreaRepository:
 
         ``box`` is (min latitude, min longitude, max latitude, max longitude).
         """
+        mark_changed(self._session, AREAS)
         row = await self._session.scalar(select(Area).where(Area.code == code))
         values: dict[str, Any] = {
             "names": dict(names),
@@ -130,6 +149,7 @@ class AreaRepository:
 
         Areas are never deleted: reports keep pointing at them until reassigned.
         """
+        mark_changed(self._session, AREAS)
         statement = select(Area.code).where(Area.active.is_(True))
         if codes:
             statement = statement.where(Area.code.not_in(list(codes)))

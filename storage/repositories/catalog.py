@@ -1,21 +1,91 @@
-"""Services and categories: what citizens report and rate."""
+"""Services and categories: what citizens report and rate.
+
+Reads come from the process's :class:`~storage.repositories._reference.ReferenceCache`
+(kept up to 30 s, dropped when a change commits in this process); writes mark the
+transaction so that it reads its own changes and drops the kept copy when it commits.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Category, Service
 from storage.records import CategoryRecord, ServiceRecord
+from storage.repositories._reference import CATALOG, ReferenceCache, cached, mark_changed
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalog:
+    """Every service and category, as the bot reads them."""
+
+    active_services: tuple[ServiceRecord, ...]
+    services_by_code: dict[str, ServiceRecord]
+    services_by_id: dict[int, ServiceRecord]
+    active_categories: tuple[CategoryRecord, ...]
+    categories_by_code: dict[str, CategoryRecord]
+
+
+_SERVICES = select(Service.id, Service.code, Service.names, Service.active).order_by(
+    Service.position, Service.id
+)
+_CATEGORIES = (
+    select(
+        Category.id,
+        Category.code,
+        Category.service_id,
+        Service.code,
+        Category.names,
+        Category.target_days,
+        Category.radius_m,
+        Category.active,
+    )
+    .join(Service, Service.id == Category.service_id)
+    .order_by(Category.position, Category.id)
+)
 
 
 class CatalogRepository:
     """Reads and writes services and categories."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: ReferenceCache | None = None) -> None:
         self._session = session
+        self._cache = cache
+
+    async def _load(self) -> _Catalog:
+        services, active_services = [], []
+        for row in (await self._session.execute(_SERVICES)).all():
+            service = ServiceRecord(id=row[0], code=row[1], names=dict(row[2]))
+            services.append(service)
+            if row[3]:
+                active_services.append(service)
+        categories, active_categories = [], []
+        for row in (await self._session.execute(_CATEGORIES)).all():
+            category = CategoryRecord(
+                id=row[0],
+                code=row[1],
+                service_id=row[2],
+                service_code=row[3],
+                names=dict(row[4]),
+                target_days=row[5],
+                radius_m=row[6],
+            )
+            categories.append(category)
+            if row[7]:
+                active_categories.append(category)
+        return _Catalog(
+            active_services=tuple(active_services),
+            services_by_code={service.code: service for service in services},
+            services_by_id={service.id: service for service in services},
+            active_categories=tuple(active_categories),
+            categories_by_code={category.code: category for category in categories},
+        )
+
+    async def _catalog(self) -> _Catalog:
+        return await cached(self._cache, self._session, CATALOG, self._load)
 
     async def count_services(self) -> int:
         """How many services exist (zero on a fresh install)."""
@@ -23,61 +93,29 @@ class CatalogRepository:
 
     async def services(self) -> list[ServiceRecord]:
         """Active services in display order."""
-        rows = await self._session.scalars(
-            select(Service).where(Service.active.is_(True)).order_by(Service.position, Service.id)
-        )
-        return [ServiceRecord(id=s.id, code=s.code, names=dict(s.names)) for s in rows]
+        return list((await self._catalog()).active_services)
 
     async def service_by_code(self, code: str) -> ServiceRecord | None:
         """The service with this code, if any."""
-        row = await self._session.scalar(select(Service).where(Service.code == code))
-        return (
-            None if row is None else ServiceRecord(id=row.id, code=row.code, names=dict(row.names))
-        )
+        return (await self._catalog()).services_by_code.get(code)
 
     async def service_by_id(self, service_id: int) -> ServiceRecord | None:
         """The service with this id, if any."""
-        row = await self._session.get(Service, service_id)
-        return (
-            None if row is None else ServiceRecord(id=row.id, code=row.code, names=dict(row.names))
-        )
-
-    @staticmethod
-    def _category(row: Category, service_code: str) -> CategoryRecord:
-        return CategoryRecord(
-            id=row.id,
-            code=row.code,
-            service_id=row.service_id,
-            service_code=service_code,
-            names=dict(row.names),
-            target_days=row.target_days,
-            radius_m=row.radius_m,
-        )
+        return (await self._catalog()).services_by_id.get(service_id)
 
     async def categories(self) -> list[CategoryRecord]:
         """Active categories in display order."""
-        result = await self._session.execute(
-            select(Category, Service.code)
-            .join(Service, Service.id == Category.service_id)
-            .where(Category.active.is_(True))
-            .order_by(Category.position, Category.id)
-        )
-        return [self._category(row[0], row[1]) for row in result.all()]
+        return list((await self._catalog()).active_categories)
 
     async def category_by_code(self, code: str) -> CategoryRecord | None:
         """The category with this code, if any."""
-        result = await self._session.execute(
-            select(Category, Service.code)
-            .join(Service, Service.id == Category.service_id)
-            .where(Category.code == code)
-        )
-        row = result.first()
-        return None if row is None else self._category(row[0], row[1])
+        return (await self._catalog()).categories_by_code.get(code)
 
     async def upsert_service(
         self, *, code: str, names: Mapping[str, str], position: int = 0
     ) -> int:
         """Create the service or update its names; returns its id."""
+        mark_changed(self._session, CATALOG)
         row = await self._session.scalar(select(Service).where(Service.code == code))
         if row is None:
             row = Service(code=code, names=dict(names), active=True, position=position)
@@ -99,6 +137,7 @@ class CatalogRepository:
         position: int = 0,
     ) -> int:
         """Create the category or update it; returns its id."""
+        mark_changed(self._session, CATALOG)
         row = await self._session.scalar(select(Category).where(Category.code == code))
         if row is None:
             row = Category(code=code, service_id=service_id, active=True)

@@ -12,6 +12,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Category, Citizen, ConfigDocument, Rating, Report, Service, StaffRole
+from storage.repositories._reference import CATALOG, mark_changed
 from storage.repositories.staff import MANAGER
 
 
@@ -141,6 +142,7 @@ class ConfigRepository:
 
     async def save_service(self, service_id: int | None, values: Mapping[str, Any]) -> int:
         """Create a service (``service_id`` None) or update one; returns its id."""
+        mark_changed(self._session, CATALOG)
         row = None if service_id is None else await self._session.get(Service, service_id)
         if row is None:
             row = Service(**values)
@@ -153,6 +155,7 @@ class ConfigRepository:
 
     async def save_category(self, category_id: int | None, values: Mapping[str, Any]) -> int:
         """Create a category (``category_id`` None) or update one; returns its id."""
+        mark_changed(self._session, CATALOG)
         row = None if category_id is None else await self._session.get(Category, category_id)
         if row is None:
             row = Category(**values)
@@ -182,10 +185,12 @@ class ConfigRepository:
 
     async def delete_category(self, category_id: int) -> None:
         """Remove a category nothing refers to."""
+        mark_changed(self._session, CATALOG)
         await self._session.execute(delete(Category).where(Category.id == category_id))
 
     async def delete_service(self, service_id: int) -> None:
         """Remove a service nothing refers to (its manager roles go with it)."""
+        mark_changed(self._session, CATALOG)
         await self._session.execute(delete(Service).where(Service.id == service_id))
 
     async def manager_roles(self) -> list[ManagerRole]:
