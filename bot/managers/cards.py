@@ -56,6 +56,23 @@ async def reporter_label(uow: UnitOfWork, report: ReportRecord) -> str:
     return f"{citizen.first_name}{handle} ({citizen.pseudonym})"
 
 
+def card_key(report_id: int) -> str:
+    """The start of the outbox keys of a report's cards (one key per manager)."""
+    return f"card:{report_id}:"
+
+
+async def redact_reporter(uow: UnitOfWork, report: ReportRecord, pseudonym: str) -> int:
+    """Erasure: the report's cards in the outbox show the reporter's pseudonym instead of
+    the name they let managers see; returns how many rows changed."""
+    shown = await reporter_label(uow, report)
+    if shown == pseudonym:
+        return 0
+    # As the card's text escaped it.
+    return await uow.repos.outbox.redact(
+        card_key(report.id), escape(shown, quote=False), escape(pseudonym, quote=False)
+    )
+
+
 async def card_text(
     uow: UnitOfWork,
     report: ReportRecord,
@@ -158,7 +175,7 @@ async def send_new_report_cards(
             citizen_id=manager.citizen_id,
             kind="report_card",
             now=now,
-            idempotency_key=f"card:{report.id}:{manager.citizen_id}",
+            idempotency_key=f"{card_key(report.id)}{manager.citizen_id}",
         )
         sent += bool(ids)
     return sent

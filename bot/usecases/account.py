@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from bot.followups.schedule import SIGNUP, cancel_followups
+from bot.managers.cards import redact_reporter
 from bot.usecases.volunteering import schedule_promoted
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord, ReportEventRecord, ReportRecord
@@ -48,9 +49,10 @@ async def erase_citizen(
 
     Their places on shifts are given up first, so the waiting list moves up (the
     promoted volunteers are returned, to be told, and get their shift's follow-ups);
-    the citizen's own follow-ups are cancelled; reports and ratings stay, anonymised;
-    the citizen's row, profile, follows, open conversation and every message queued
-    for their chat go.
+    the citizen's own follow-ups are cancelled; reports and ratings stay, anonymised
+    (their cards in the outbox show the pseudonym, not the name the managers saw); the
+    citizen's row, profile, follows, open conversation and every message queued for
+    their chat go.
     """
     repos = uow.repos
     promoted = []
@@ -62,6 +64,9 @@ async def erase_citizen(
     await repos.followups.cancel_for_citizen(citizen.id, outcome="citizen_erased", now=now)
     await repos.volunteering.anonymise_citizen(citizen.id)
     await repos.ratings.anonymise_citizen(citizen.id)
+    for report in await repos.reports.for_citizen(citizen.id, limit=10_000):
+        if report.citizen_id == citizen.id:
+            await redact_reporter(uow, report, citizen.pseudonym)
     await repos.reports.detach_citizen(citizen.id)
     await repos.sessions.end(citizen.id)
     if citizen.telegram_id is not None:

@@ -562,6 +562,33 @@ class OutboxRepository:
         result = await self._session.execute(delete(_T).where(_T.c.chat_id == chat_id))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def redact(self, key_prefix: str, old: str, new: str) -> int:
+        """Erasure: ``new`` for ``old`` in the text and caption of every row whose
+        idempotency key starts with ``key_prefix``, whatever its status; how many changed.
+
+        For messages about a citizen sent to others (a manager's card shows the
+        reporter's name): those still queued go out redacted, sent ones keep no trace.
+        """
+        rows = await self._session.execute(
+            select(_T.c.id, _T.c.payload).where(
+                _T.c.idempotency_key.startswith(key_prefix, autoescape=True)
+            )
+        )
+        changed = 0
+        for row_id, payload in rows.all():
+            redacted = {
+                name: value.replace(old, new)
+                if name in ("text", "caption") and isinstance(value, str)
+                else value
+                for name, value in payload.items()
+            }
+            if redacted != payload:
+                await self._session.execute(
+                    update(_T).where(_T.c.id == row_id).values(payload=redacted)
+                )
+                changed += 1
+        return changed
+
     async def purge_finished(self, before: datetime) -> int:
         """Delete sent, failed and dropped rows that finished before ``before``."""
         result = await self._session.execute(
