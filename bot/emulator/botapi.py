@@ -211,6 +211,8 @@ class BotApi:
             result = outcome.body.get("result")
             if isinstance(result, dict) and isinstance(result.get("message_id"), int):
                 record.message_id = result["message_id"]
+            elif isinstance(result, list) and record.method == "getUpdates":
+                record.update_ids = [update["update_id"] for update in result]
             self.hub.calls.finish(record)
         log.debug("%s %s -> %s", source, record.method, outcome.status)
         return outcome

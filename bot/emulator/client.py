@@ -257,6 +257,7 @@ class CallLogEntry:
     chat_id: int | None
     source: str
     dropped: bool = False
+    update_ids: list[int] | None = None  # what a getUpdates call returned
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> CallLogEntry:
@@ -274,6 +275,7 @@ class CallLogEntry:
             chat_id=raw.get("chat_id"),
             source=str(raw.get("source", "http")),
             dropped=bool(raw.get("dropped", False)),
+            update_ids=raw.get("update_ids"),
         )
 
 

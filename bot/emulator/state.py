@@ -335,6 +335,8 @@ class CallRecord:
     source: str = "http"
     finished: bool = False
     dropped: bool = False
+    # getUpdates: the update_id of each update it returned, in order.
+    update_ids: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as `GET /emulator/calls` shows it."""
@@ -351,6 +353,7 @@ class CallRecord:
             "chat_id": self.chat_id,
             "source": self.source,
             "dropped": self.dropped,
+            "update_ids": self.update_ids,
         }
 
 

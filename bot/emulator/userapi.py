@@ -50,9 +50,10 @@ Looking inside
 - `GET /emulator/chats`: every chat the bot knows.
 - `GET /emulator/calls?method=&chat_id=&since=<seq>&wait=<s>`: the Bot API call log
   `{"calls": [{"seq", "time", "bot_id", "method", "params", "status", "ok",
-  "description", "message_id", "chat_id", "source", "dropped"}], "last_seq"}`, in
-  completion order (`source` is "http" or "webhook_reply"; file parameters appear
-  as `{"file_name", "size"}`); `DELETE` clears it.
+  "description", "message_id", "chat_id", "source", "dropped", "update_ids"}],
+  "last_seq"}`, in completion order (`source` is "http" or "webhook_reply"; file
+  parameters appear as `{"file_name", "size"}`; `update_ids` lists what a getUpdates
+  call returned, null for other methods); `DELETE` clears it.
 - `GET /emulator/files/{file_id}`: a file's bytes (photos, documents, ...).
 - `GET /emulator/bot`: the bot's id, username, mode ("polling", "webhook", "idle").
 - `GET /emulator/commands?chat_id=&language_code=`: the command menu a user sees.
