@@ -216,6 +216,8 @@ async def create_report(context: CallContext, params: CreateReportParams) -> Map
         now=context.now,
         due_at=context.now + timedelta(days=category.target_days),
         area_id=area_id,
+        category_code=category.code,
+        category_names=category.names,
     )
     for photo in params.photos or []:
         # The bytes are fetched after the commit (see PhotoFetcher): no network

@@ -1,4 +1,10 @@
-"""Citizens: registration, language, reachability."""
+"""Citizens: registration, language, reachability.
+
+The citizen an update comes from is read once (:meth:`CitizenRepository.ensure`) and
+kept for the rest of the transaction, so that what the update's handling reads of
+them by id again (the follow-ups of a new report, say) costs no statement. Every
+write here forgets what was kept.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,19 @@ _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # last_seen_at is for reports on activity, not auditing: refresh it at most this often
 # so that an ordinary message costs no write.
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
+
+# What this transaction read of citizens, by id (see the module's docstring).
+_KNOWN = "citizens_known"
+
+
+def _known(session: AsyncSession) -> dict[int, CitizenRecord]:
+    known: dict[int, CitizenRecord] = session.info.setdefault(_KNOWN, {})
+    return known
+
+
+def _forget(session: AsyncSession) -> None:
+    session.info.pop(_KNOWN, None)
 
 
 def new_pseudonym() -> str:
@@ -103,6 +122,9 @@ class CitizenRepository:
 
     async def by_id(self, citizen_id: int) -> CitizenRecord | None:
         """The citizen with this internal id, if any."""
+        known = _known(self._session).get(citizen_id)
+        if known is not None:
+            return known
         row = await self._session.get(Citizen, citizen_id)
         return None if row is None else _record(row)
 
@@ -137,6 +159,7 @@ class CitizenRepository:
                     .values(first_name=first_name, username=username, last_seen_at=now)
                 )
                 citizen = dataclasses.replace(citizen, first_name=first_name, username=username)
+            _known(self._session)[citizen.id] = citizen
             return citizen, False
         # Insert-or-ignore: another instance may register the same user concurrently.
         inserted = (
@@ -157,7 +180,9 @@ class CitizenRepository:
         ).first()
         if inserted is not None:
             remember(self._session, inserted.id, None)
-            return _record(inserted), True
+            created = _record(inserted)
+            _known(self._session)[created.id] = created
+            return created, True
         existing = await self._session.scalar(
             select(Citizen).where(Citizen.telegram_id == telegram_id)
         )
@@ -166,6 +191,7 @@ class CitizenRepository:
 
     async def record_consent(self, citizen_id: int, now: datetime) -> None:
         """Note when the citizen accepted the terms (kept from the first time)."""
+        _forget(self._session)
         await self._session.execute(
             update(Citizen)
             .where(Citizen.id == citizen_id, Citizen.consented_at.is_(None))
@@ -174,6 +200,7 @@ class CitizenRepository:
 
     async def set_language(self, citizen_id: int, language: str) -> None:
         """Remember the language the citizen chose."""
+        _forget(self._session)
         await self._session.execute(
             update(Citizen)
             .where(Citizen.id == citizen_id)
@@ -182,12 +209,14 @@ class CitizenRepository:
 
     async def set_stopped(self, citizen_id: int, at: datetime | None) -> None:
         """Stop (``at`` given) or resume (``None``) proactive messages to the citizen."""
+        _forget(self._session)
         await self._session.execute(
             update(Citizen).where(Citizen.id == citizen_id).values(stopped_at=at)
         )
 
     async def set_unreachable(self, telegram_id: int, at: datetime | None) -> None:
         """Record that the citizen blocked the bot (``at``) or came back (``None``)."""
+        _forget(self._session)
         await self._session.execute(
             update(Citizen).where(Citizen.telegram_id == telegram_id).values(unreachable_at=at)
         )
@@ -212,6 +241,7 @@ class CitizenRepository:
 
     async def delete(self, citizen_id: int) -> None:
         """Erase the citizen's row (what referred to it is detached or removed by the schema)."""
+        _forget(self._session)
         row = await self._session.get(Citizen, citizen_id)
         if row is not None:
             await self._session.delete(row)

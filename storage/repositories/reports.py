@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, and_, delete, func, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Category, Report, ReportEvent, ReportFollower, ReportPhoto
 from storage.records import ReportEventRecord, ReportRecord
+from storage.repositories._dialect import dialect_name
 
 # Statuses in which a report is still waiting for the service (FixMyStreet's "open" set).
 OPEN_STATUSES = ("open", "confirmed", "investigating", "in_progress", "action_scheduled")
@@ -59,6 +75,107 @@ def _record(found: Row[Report, str, dict[str, str]]) -> ReportRecord:
     )
 
 
+_REPORTS = cast(Table, Report.__table__)
+_FOLLOWERS = cast(Table, ReportFollower.__table__)
+_EVENTS = cast(Table, ReportEvent.__table__)
+# The columns a new report is given, each from a typed parameter ``p_<name>``.
+_NEW_REPORT_COLUMNS = (
+    "citizen_id",
+    "category_id",
+    "service_id",
+    "status",
+    "description",
+    "latitude",
+    "longitude",
+    "address",
+    "anonymous",
+    "language",
+    "supporters",
+    "created_at",
+    "updated_at",
+    "due_at",
+    "area_id",
+)
+_NEW_REPORT_VALUES = {
+    name: bindparam(f"p_{name}", type_=_REPORTS.c[name].type) for name in _NEW_REPORT_COLUMNS
+}
+
+
+def _create_sqlite() -> tuple[Any, Any, Any]:
+    # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so the next id is
+    # the one SQLite itself would choose: the reference is written with the row.
+    next_id = select(func.coalesce(func.max(_REPORTS.c.id), 0) + 1).scalar_subquery()
+    report = (
+        insert(_REPORTS)
+        .values(id=next_id, reference=func.printf("R-%06d", next_id), **_NEW_REPORT_VALUES)
+        .returning(_REPORTS.c.id, _REPORTS.c.reference)
+    )
+    follower = insert(_FOLLOWERS).values(
+        report_id=bindparam("p_report_id"),
+        citizen_id=bindparam("p_citizen_id"),
+        created_at=bindparam("p_created_at", type_=_FOLLOWERS.c.created_at.type),
+    )
+    event = insert(_EVENTS).values(
+        report_id=bindparam("p_report_id"),
+        at=bindparam("p_created_at", type_=_EVENTS.c.at.type),
+        kind="created",
+        actor="citizen",
+        to_status="open",
+    )
+    return report, follower, event
+
+
+def _create_postgresql() -> Any:
+    # One round trip: the report (its id from its sequence, the reference from the
+    # id), its first follower and its first event, in data-modifying CTEs.
+    sequence = select(
+        func.nextval(func.pg_get_serial_sequence("reports", "id")).label("n")
+    ).subquery("next_report")
+    digits = sql_cast(sequence.c.n, String)
+    reference = literal("R-") + func.lpad(digits, func.greatest(6, func.length(digits)), "0")
+    report = (
+        insert(_REPORTS)
+        .from_select(
+            ["id", "reference", *_NEW_REPORT_COLUMNS],
+            select(sequence.c.n, reference, *_NEW_REPORT_VALUES.values()),
+        )
+        .returning(
+            _REPORTS.c.id, _REPORTS.c.reference, _REPORTS.c.citizen_id, _REPORTS.c.created_at
+        )
+        .cte("new_report")
+    )
+    follower = (
+        insert(_FOLLOWERS)
+        .from_select(
+            ["report_id", "citizen_id", "created_at"],
+            select(report.c.id, report.c.citizen_id, report.c.created_at).where(
+                report.c.citizen_id.is_not(None)
+            ),
+        )
+        .cte("new_follower")
+    )
+    event = (
+        insert(_EVENTS)
+        .from_select(
+            ["report_id", "at", "kind", "actor", "to_status"],
+            select(
+                report.c.id,
+                report.c.created_at,
+                literal("created"),
+                literal("citizen"),
+                literal("open"),
+            ),
+        )
+        .cte("new_event")
+    )
+    return select(report.c.id, report.c.reference).add_cte(follower, event)
+
+
+# Core statements built once: the report flow ends with one of them.
+_CREATE_SQLITE = _create_sqlite()
+_CREATE_POSTGRESQL = _create_postgresql()
+
+
 class ReportRepository:
     """Reads and writes reports, their photos, followers and history."""
 
@@ -80,11 +197,52 @@ class ReportRepository:
         now: datetime,
         due_at: datetime,
         area_id: int | None = None,
+        category_code: str | None = None,
+        category_names: Mapping[str, str] | None = None,
     ) -> ReportRecord:
-        """Store a new open report and give it its public reference."""
-        row = Report(
+        """Store a new open report and give it its public reference.
+
+        The reporter follows it and its history starts with "created". Given the
+        category's code and names, the record is built without reading the report back.
+        """
+        values = {
+            "p_citizen_id": citizen_id,
+            "p_category_id": category_id,
+            "p_service_id": service_id,
+            "p_status": "open",
+            "p_description": description,
+            "p_latitude": latitude,
+            "p_longitude": longitude,
+            "p_address": address,
+            "p_anonymous": anonymous,
+            "p_language": language,
+            "p_supporters": 1,
+            "p_created_at": now,
+            "p_updated_at": now,
+            "p_due_at": due_at,
+            "p_area_id": area_id,
+        }
+        if dialect_name(self._session) == "postgresql":
+            created = (await self._session.execute(_CREATE_POSTGRESQL, values)).one()
+        else:
+            report, follower, event = _CREATE_SQLITE
+            created = (await self._session.execute(report, values)).one()
+            common = {"p_report_id": created[0], "p_created_at": now}
+            if citizen_id is not None:
+                await self._session.execute(follower, {**common, "p_citizen_id": citizen_id})
+            await self._session.execute(event, common)
+        report_id, reference = created[0], created[1]
+        if category_code is None or category_names is None:
+            found = await self.by_id(report_id)
+            assert found is not None
+            return found
+        return ReportRecord(
+            id=report_id,
+            reference=reference,
             citizen_id=citizen_id,
             category_id=category_id,
+            category_code=category_code,
+            category_names=dict(category_names),
             service_id=service_id,
             status="open",
             description=description,
@@ -92,27 +250,10 @@ class ReportRepository:
             longitude=longitude,
             address=address,
             anonymous=anonymous,
-            language=language,
             supporters=1,
-            created_at=now,
-            updated_at=now,
-            due_at=due_at,
-            area_id=area_id,
+            created_at=now.astimezone(UTC),
+            due_at=due_at.astimezone(UTC),
         )
-        self._session.add(row)
-        await self._session.flush()
-        row.reference = format_reference(row.id)
-        if citizen_id is not None:
-            self._session.add(
-                ReportFollower(report_id=row.id, citizen_id=citizen_id, created_at=now)
-            )
-        self._session.add(
-            ReportEvent(report_id=row.id, at=now, kind="created", actor="citizen", to_status="open")
-        )
-        await self._session.flush()
-        found = await self.by_id(row.id)
-        assert found is not None
-        return found
 
     async def by_id(self, report_id: int) -> ReportRecord | None:
         """The report with this id, if any."""

@@ -1,0 +1,133 @@
+"""Creating a report: its reference, follower and history, in as few statements as can be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, insert, text
+
+from storage.db import Database, UnitOfWork
+from storage.models import Report
+from storage.records import ReportRecord
+
+NOW = datetime(2026, 3, 1, 13, 0, tzinfo=ZoneInfo("Europe/Paris"))
+
+
+@contextmanager
+def statements(database: Database) -> Iterator[list[str]]:
+    """The statements the database runs inside the block."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        statement = str(args[2])
+        if not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+
+async def seed(database: Database) -> tuple[int, int, int]:
+    """A citizen, a service and a category: their ids."""
+    async with database.uow() as uow:
+        citizen, _ = await uow.repos.citizens.ensure(
+            telegram_id=42, language="en", first_name="A", username=None, now=NOW
+        )
+        service = await uow.repos.catalog.upsert_service(code="roads", names={"en": "Roads"})
+        category = await uow.repos.catalog.upsert_category(
+            code="pothole", service_id=service, names={"en": "Pothole"}, target_days=5, radius_m=50
+        )
+    return citizen.id, service, category
+
+
+async def create(uow: UnitOfWork, citizen: int | None, service: int, category: int) -> ReportRecord:
+    return await uow.repos.reports.create(
+        citizen_id=citizen,
+        category_id=category,
+        service_id=service,
+        description="A deep pothole",
+        latitude=48.85,
+        longitude=2.35,
+        address=None,
+        anonymous=False,
+        language="en",
+        now=NOW,
+        due_at=NOW + timedelta(days=5),
+        category_code="pothole",
+        category_names={"en": "Pothole"},
+    )
+
+
+async def test_a_new_report_is_what_reading_it_back_gives(database: Database) -> None:
+    citizen, service, category = await seed(database)
+    async with database.uow() as uow:
+        first = await create(uow, citizen, service, category)
+        second = await create(uow, None, service, category)
+    async with database.uow() as uow:
+        assert await uow.repos.reports.by_id(first.id) == first
+        assert await uow.repos.reports.by_id(second.id) == second
+        assert await uow.repos.reports.by_reference(f"r-{first.id:06d}") == first
+        assert await uow.repos.reports.follower_ids(first.id) == [citizen]
+        assert await uow.repos.reports.follower_ids(second.id) == []
+        history = await uow.repos.reports.history(first.id)
+    assert first.reference == f"R-{first.id:06d}" and second.id == first.id + 1
+    assert first.created_at == NOW and first.created_at.tzinfo == UTC
+    assert [(e.kind, e.actor, e.to_status, e.at) for e in history] == [
+        ("created", "citizen", "open", NOW)
+    ]
+
+
+async def test_a_report_is_created_in_one_statement_on_postgresql_three_on_sqlite(
+    database: Database,
+) -> None:
+    citizen, service, category = await seed(database)
+    async with database.uow() as uow:
+        with statements(database) as seen:
+            await create(uow, citizen, service, category)
+    assert len(seen) == (3 if database.is_sqlite else 1)
+
+
+async def test_references_past_a_million_keep_every_digit(database: Database) -> None:
+    citizen, service, category = await seed(database)
+    async with database.uow() as uow:
+        if database.is_sqlite:
+            await uow.session.execute(
+                insert(Report).values(
+                    id=1_234_566,
+                    category_id=category,
+                    service_id=service,
+                    description="old",
+                    language="en",
+                    created_at=NOW,
+                    updated_at=NOW,
+                    due_at=NOW,
+                )
+            )
+        else:
+            await uow.session.execute(
+                text("SELECT setval(pg_get_serial_sequence('reports', 'id'), 1234566)")
+            )
+        report = await create(uow, citizen, service, category)
+    assert (report.id, report.reference) == (1_234_567, "R-1234567")
+
+
+async def test_the_update_citizen_is_read_once_per_transaction(database: Database) -> None:
+    citizen, _, _ = await seed(database)
+    async with database.uow() as uow:
+        found, _ = await uow.repos.citizens.ensure(
+            telegram_id=42, language="en", first_name="A", username=None, now=NOW
+        )
+        with statements(database) as seen:
+            assert await uow.repos.citizens.by_id(citizen) == found
+        assert seen == []
+        await uow.repos.citizens.set_language(citizen, "fr")
+        again = await uow.repos.citizens.by_id(citizen)
+        assert again is not None and again.language == "fr"
