@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from bot.clock import ManualClock
 from storage.models import Citizen, InboxUpdate, Report
 from tests.support.emulator import EmulatorServer
-from tests.support.inprocess import webhook_bot
+from tests.support.inprocess import running_bot, webhook_bot
 
 SECRET = "reliability_secret-123"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -106,9 +106,19 @@ async def test_one_update_a_hundred_times_in_a_row_and_at_once_has_one_effect(
         assert await scalar(runtime, select(func.count()).select_from(Citizen)) == 1
 
 
+BOT = {"id": 424242, "is_bot": True, "first_name": "Citizenbot"}
+media = {"file_id": "f", "file_unique_id": "f", "width": 1, "height": 1, "duration": 1}
 content = st.one_of(
     st.builds(lambda t: {"text": t}, st.text(min_size=1, max_size=4096)),
+    st.builds(lambda t: {"text": t}, st.text(min_size=4090, max_size=4096)),
     st.builds(lambda t: {"text": "/" + t}, st.text(max_size=40)),
+    st.sampled_from(
+        [
+            {"text": "/frobnicate now"},
+            {"text": "/start@someone_else_bot"},
+            {"text": "/report " + "x" * 4088},
+        ]
+    ),
     st.just(
         {
             "sticker": {
@@ -131,8 +141,51 @@ content = st.one_of(
     st.just({"photo": [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]}),
     st.just({"contact": {"phone_number": "+1", "first_name": "x"}}),
     st.just({"document": {"file_id": "d", "file_unique_id": "d"}}),
+    st.sampled_from(
+        [
+            {"video": media},
+            {"video_note": {**media, "length": 1}},
+            {"animation": media},
+            {"audio": {"file_id": "a", "file_unique_id": "a", "duration": 1}},
+            {"dice": {"emoji": "🎲", "value": 6}},
+            {
+                "poll": {
+                    "id": "p",
+                    "question": "?",
+                    "options": [{"text": "a", "voter_count": 0}],
+                    "total_voter_count": 0,
+                    "is_closed": False,
+                    "is_anonymous": True,
+                    "type": "regular",
+                    "allows_multiple_answers": False,
+                }
+            },
+            {
+                "venue": {
+                    "location": {"latitude": 1.0, "longitude": 2.0},
+                    "title": "t",
+                    "address": "a",
+                }
+            },
+            {"new_chat_members": [{"id": 5, "is_bot": False, "first_name": "n"}]},
+            {"left_chat_member": {"id": 5, "is_bot": False, "first_name": "n"}},
+            {
+                "text": "hi",
+                "forward_origin": {"type": "hidden_user", "date": 1, "sender_user_name": "z"},
+            },
+        ]
+    ),
 )
-kinds = st.sampled_from(["message", "edited_message", "callback_query", "channel_post"])
+kinds = st.sampled_from(
+    [
+        "message",
+        "edited_message",
+        "callback_query",
+        "channel_post",
+        "edited_channel_post",
+        "my_chat_member",
+    ]
+)
 chat_types = st.sampled_from(["private", "private", "group", "supergroup"])
 callback_data = st.one_of(
     st.text(max_size=64),
@@ -171,10 +224,22 @@ def build_update(
                 "data": data,
             },
         }
-    if kind == "channel_post":
+    if kind == "my_chat_member":
+        status = "kicked" if update_id % 2 else "member"
+        return {
+            "update_id": update_id,
+            kind: {
+                "chat": base["chat"],
+                "from": base["from"],
+                "date": base["date"],
+                "old_chat_member": {"user": BOT, "status": "member"},
+                "new_chat_member": {"user": BOT, "status": status, "until_date": 0},
+            },
+        }
+    if kind in ("channel_post", "edited_channel_post"):
         base.pop("from")
         base["chat"] = {"id": -100777, "type": "channel", "title": "c"}
-    if kind == "edited_message":
+    if kind.startswith("edited_"):
         base["edit_date"] = base["date"] + 1
     return {"update_id": update_id, kind: base}
 
@@ -229,3 +294,47 @@ async def snapshot(runtime: Any, citizen_id: int) -> list[Any]:
             rows.append([tuple(row) for row in result.all()])
         rows.append(await uow.session.scalar(select(func.count()).select_from(Report)))
         return rows
+
+
+@settings(
+    max_examples=10,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
+@given(st.lists(st.tuples(kinds, content, chat_types, callback_data), min_size=4, max_size=16))
+async def test_hostile_updates_by_polling_never_crash_never_touch_another_citizen(
+    emulator_server: EmulatorServer,
+    database_url: str,
+    updates: list[tuple[str, dict[str, Any], str, str]],
+) -> None:
+    client = emulator_server.client
+    bystander, marker = 999, 998
+    await client.clear_calls()
+    async with running_bot(database_url, emulator_server.url, ManualClock()) as runtime:
+        async with runtime.services.database.uow() as uow:
+            citizen, _ = await uow.repos.citizens.ensure(
+                telegram_id=bystander,
+                language="fr",
+                first_name="B",
+                username="b",
+                now=runtime.services.clock.now(),
+            )
+        before = await snapshot(runtime, citizen.id)
+        base = await scalar(runtime, select(func.max(InboxUpdate.update_id))) + 1
+        hostile = [
+            build_update(base + offset, kind, body, chat_type, data)
+            for offset, (kind, body, chat_type, data) in enumerate(updates)
+        ]
+        last = message_update(base + len(hostile), marker, "/help")
+        await client.inject_updates([*hostile, last])
+        # The bot still answers after them: it fetched them all and did not die.
+        await client.wait_for_call(
+            "sendMessage", chat_id=marker, predicate=lambda c: c.ok, timeout=60
+        )
+        await asyncio.wait_for(runtime.inbox.processor.join(), 30)
+        failed = await scalar(
+            runtime,
+            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.status == "failed"),
+        )
+        assert failed == 0
+        assert await snapshot(runtime, citizen.id) == before
