@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Citizen, DialogSession
 from storage.records import CitizenRecord
-from storage.repositories._dialect import insert_ignoring_conflicts
+from storage.repositories._dialect import dialect_name
 from storage.repositories.sessions import record_of, remember, session_columns
 
 # Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.
@@ -92,6 +93,28 @@ _ENSURE_LOOKUP = (
 )
 
 
+def _register(insert: Any) -> Any:
+    # Insert-or-ignore: another instance may register the same user concurrently.
+    return (
+        insert(_CITIZENS)
+        .values(
+            telegram_id=bindparam("p_telegram_id"),
+            pseudonym=bindparam("p_pseudonym"),
+            language=bindparam("p_language"),
+            language_chosen=False,
+            first_name=bindparam("p_first_name"),
+            username=bindparam("p_username"),
+            created_at=bindparam("p_now", type_=_CITIZENS.c.created_at.type),
+            last_seen_at=bindparam("p_now", type_=_CITIZENS.c.last_seen_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["telegram_id"])
+        .returning(*_CITIZEN_COLUMNS)
+    )
+
+
+_REGISTER = {"sqlite": _register(sqlite.insert), "postgresql": _register(postgresql.insert)}
+
+
 def _record_of_columns(row: Any) -> CitizenRecord:
     return CitizenRecord(
         id=row[0],
@@ -161,26 +184,22 @@ class CitizenRepository:
                 citizen = dataclasses.replace(citizen, first_name=first_name, username=username)
             _known(self._session)[citizen.id] = citizen
             return citizen, False
-        # Insert-or-ignore: another instance may register the same user concurrently.
         inserted = (
-            await self._session.scalars(
-                insert_ignoring_conflicts(self._session, Citizen, ["telegram_id"])
-                .values(
-                    telegram_id=telegram_id,
-                    pseudonym=new_pseudonym(),
-                    language=language,
-                    language_chosen=False,
-                    first_name=first_name,
-                    username=username,
-                    created_at=now,
-                    last_seen_at=now,
-                )
-                .returning(Citizen)
+            await self._session.execute(
+                _REGISTER[dialect_name(self._session)],
+                {
+                    "p_telegram_id": telegram_id,
+                    "p_pseudonym": new_pseudonym(),
+                    "p_language": language,
+                    "p_first_name": first_name,
+                    "p_username": username,
+                    "p_now": now,
+                },
             )
         ).first()
         if inserted is not None:
-            remember(self._session, inserted.id, None)
-            created = _record(inserted)
+            created = _record_of_columns(inserted)
+            remember(self._session, created.id, None)
             _known(self._session)[created.id] = created
             return created, True
         existing = await self._session.scalar(

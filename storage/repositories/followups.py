@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FollowUp, Opportunity, Signup
-from storage.repositories._dialect import claim_update, insert_ignoring_conflicts
+from storage.repositories._dialect import claim_update, dialect_name
 
 PENDING: Final = "pending"
 CLAIMED: Final = "claimed"
@@ -128,6 +129,35 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
+_FOLLOWUPS = cast(Table, FollowUp.__table__)
+
+
+def _schedule(insert: Any) -> Any:
+    values = {
+        name: bindparam(f"p_{name}", type_=_FOLLOWUPS.c[name].type)
+        for name in (
+            "rule",
+            "citizen_id",
+            "subject_type",
+            "subject_id",
+            "due_at",
+            "idempotency_key",
+            "payload",
+            "created_at",
+        )
+    }
+    return (
+        insert(_FOLLOWUPS)
+        .values(status=PENDING, attempts=0, **values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_FOLLOWUPS.c.id)
+    )
+
+
+# Core statements built once: every new report and sign-up schedules follow-ups.
+_SCHEDULE = {"sqlite": _schedule(sqlite.insert), "postgresql": _schedule(postgresql.insert)}
+
+
 class FollowUpRepository:
     """Schedules, claims, finishes and cancels follow-ups (never commits)."""
 
@@ -147,23 +177,18 @@ class FollowUpRepository:
         now: datetime,
     ) -> int | None:
         """Add a pending follow-up; None when one with this idempotency key exists."""
-        statement = (
-            insert_ignoring_conflicts(self._session, FollowUp, ["idempotency_key"])
-            .values(
-                rule=rule,
-                citizen_id=citizen_id,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                due_at=due_at,
-                status=PENDING,
-                attempts=0,
-                idempotency_key=idempotency_key,
-                payload=payload,
-                created_at=now,
-            )
-            .returning(FollowUp.id)
-        )
-        new_id = (await self._session.execute(statement)).scalar()
+        statement = _SCHEDULE[dialect_name(self._session)]
+        values = {
+            "p_rule": rule,
+            "p_citizen_id": citizen_id,
+            "p_subject_type": subject_type,
+            "p_subject_id": subject_id,
+            "p_due_at": due_at,
+            "p_idempotency_key": idempotency_key,
+            "p_payload": payload,
+            "p_created_at": now,
+        }
+        new_id = (await self._session.execute(statement, values)).scalar()
         return None if new_id is None else int(new_id)
 
     async def claim_due(

@@ -171,6 +171,57 @@ def _create_postgresql() -> Any:
     return select(report.c.id, report.c.reference).add_cte(follower, event)
 
 
+# Open reports of a category in a box: asked on every new pin (duplicates nearby).
+_NEARBY_OPEN = (
+    select(
+        _REPORTS.c.id,
+        _REPORTS.c.reference,
+        _REPORTS.c.citizen_id,
+        _REPORTS.c.category_id,
+        Category.code,
+        Category.names,
+        _REPORTS.c.service_id,
+        _REPORTS.c.status,
+        _REPORTS.c.description,
+        _REPORTS.c.latitude,
+        _REPORTS.c.longitude,
+        _REPORTS.c.address,
+        _REPORTS.c.anonymous,
+        _REPORTS.c.supporters,
+        _REPORTS.c.created_at,
+        _REPORTS.c.due_at,
+    )
+    .join(Category, Category.id == _REPORTS.c.category_id)
+    .where(
+        _REPORTS.c.category_id == bindparam("p_category_id"),
+        _REPORTS.c.status.in_(OPEN_STATUSES),
+        _REPORTS.c.latitude.between(bindparam("p_south"), bindparam("p_north")),
+        _REPORTS.c.longitude.between(bindparam("p_west"), bindparam("p_east")),
+    )
+)
+
+
+def _record_of_columns(row: Any) -> ReportRecord:
+    return ReportRecord(
+        id=row[0],
+        reference=row[1] or format_reference(row[0]),
+        citizen_id=row[2],
+        category_id=row[3],
+        category_code=row[4],
+        category_names=dict(row[5]),
+        service_id=row[6],
+        status=row[7],
+        description=row[8],
+        latitude=row[9],
+        longitude=row[10],
+        address=row[11],
+        anonymous=row[12],
+        supporters=row[13],
+        created_at=row[14],
+        due_at=row[15],
+    )
+
+
 # Core statements built once: the report flow ends with one of them.
 _CREATE_SQLITE = _create_sqlite()
 _CREATE_POSTGRESQL = _create_postgresql()
@@ -316,16 +367,18 @@ class ReportRepository:
         cos_lat = max(math.cos(math.radians(latitude)), 1e-6)
         dlon = min(180.0, math.degrees(radius_m / (EARTH_RADIUS_M * cos_lat)))
         result = await self._session.execute(
-            _select_reports().where(
-                Report.category_id == category_id,
-                Report.status.in_(OPEN_STATUSES),
-                Report.latitude.between(latitude - dlat, latitude + dlat),
-                Report.longitude.between(longitude - dlon, longitude + dlon),
-            )
+            _NEARBY_OPEN,
+            {
+                "p_category_id": category_id,
+                "p_south": latitude - dlat,
+                "p_north": latitude + dlat,
+                "p_west": longitude - dlon,
+                "p_east": longitude + dlon,
+            },
         )
         found = []
         for row in result.all():
-            report = _record(row)
+            report = _record_of_columns(row)
             assert report.latitude is not None and report.longitude is not None
             distance = distance_m(latitude, longitude, report.latitude, report.longitude)
             if distance <= radius_m:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry, Citizen, Invite, StaffRole
@@ -39,6 +39,20 @@ class StaffMember:
     telegram_id: int
     language: str
     pseudonym: str
+
+
+# Built once: every new report looks up its service's managers.
+_MANAGERS_OF = (
+    select(Citizen.id, Citizen.telegram_id, Citizen.language, Citizen.pseudonym)
+    .join(StaffRole, StaffRole.citizen_id == Citizen.id)
+    .where(
+        StaffRole.role == MANAGER,
+        StaffRole.service_id == bindparam("p_service_id"),
+        Citizen.telegram_id.is_not(None),
+        Citizen.unreachable_at.is_(None),
+    )
+    .order_by(Citizen.id)
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,17 +135,7 @@ class StaffRepository:
 
     async def managers_of(self, service_id: int) -> list[StaffMember]:
         """The managers of a service who can be reached in Telegram."""
-        result = await self._session.execute(
-            select(Citizen.id, Citizen.telegram_id, Citizen.language, Citizen.pseudonym)
-            .join(StaffRole, StaffRole.citizen_id == Citizen.id)
-            .where(
-                StaffRole.role == MANAGER,
-                StaffRole.service_id == service_id,
-                Citizen.telegram_id.is_not(None),
-                Citizen.unreachable_at.is_(None),
-            )
-            .order_by(Citizen.id)
-        )
+        result = await self._session.execute(_MANAGERS_OF, {"p_service_id": service_id})
         return [
             StaffMember(citizen_id=row[0], telegram_id=row[1], language=row[2], pseudonym=row[3])
             for row in result.all()
