@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from bot.followups.runner import FollowUpRunner
 from bot.handlers import include_routers
 from bot.i18n import Translator
 from bot.outbox.sender import OutboxSender
-from bot.runtime.context import Services
+from bot.runtime.context import Services, default_worker_id
 from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
@@ -112,6 +111,7 @@ def build_runtime(
         translator=translator,
         clock=clock,
         conversations=conversations,
+        worker_id=settings.worker_id or default_worker_id(),
     )
     bot = Bot(
         token=token,
@@ -302,9 +302,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 name="polling",
             )
             mode = "long polling"
-        # A stable WORKER_ID lets a restarted instance take its own claims back at
-        # once instead of waiting for their leases to run out.
-        worker_id = settings.worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}"
+        worker_id = runtime.services.worker_id
         for name, worker in (
             ("photos", PhotoFetcher(runtime.services, runtime.bot)),
             ("sessions", SessionJanitor(runtime.services)),

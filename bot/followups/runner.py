@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -54,11 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 30.0
 MAX_BATCHES = 100
 OUTBOX_KIND = "followup"
-
-
-def default_worker_id() -> str:
-    """A name for this process's claims: host and process id."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,12 +59,15 @@ async def send_turn(
     if turn.ended:
         menu = await services.main_menu(uow, language)
         closing = (menu, services.translator.text(language, "menu.prompt"))
+    # What a finished flow did (a report's number, a sign-up) must reach the citizen
+    # even if the bot dies right after the commit; so must news for other citizens.
+    done = turn.status is Status.FINISHED
     for method in render(
         turn.messages, chat_id=chat_id, pressed_message_id=pressed_message_id, closing=closing
     ):
-        out.add(method)
+        out.add(method, keep=done)
     for citizen_chat, text in turn.notices:
-        out.add(SendMessage(chat_id=citizen_chat, text=text))
+        out.add(SendMessage(chat_id=citizen_chat, text=text), keep=True)
 
 
 async def begin(

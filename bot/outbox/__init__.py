@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from aiogram import methods as telegram_methods
+from aiogram.client.default import Default
 from aiogram.methods import TelegramMethod
 from aiogram.types import BufferedInputFile
 
@@ -26,14 +27,21 @@ def method_payload(method: TelegramMethod[Any]) -> tuple[str, dict[str, Any]]:
 
     A top-level :class:`BufferedInputFile` parameter (``photo``, ``document``) is
     kept in the payload as base64, so small files travel through the outbox too.
+    Raises ``ValueError`` for a parameter JSON cannot hold (a file on disk, a URL
+    to fetch).
     """
-    uploads = {
-        field: value
-        for field in type(method).model_fields
-        if isinstance(value := getattr(method, field, None), BufferedInputFile)
-    }
+    uploads: dict[str, BufferedInputFile] = {}
+    defaults: set[str] = set()
+    for field in type(method).model_fields:
+        value = getattr(method, field, None)
+        if isinstance(value, BufferedInputFile):
+            uploads[field] = value
+        elif isinstance(value, Default):
+            # ``message.answer(...)`` fills in the bot's defaults as placeholders; a
+            # rebuilt method gets the same placeholders by leaving the field out.
+            defaults.add(field)
     payload = method.model_dump(
-        mode="json", exclude_none=True, exclude_unset=True, exclude=set(uploads)
+        mode="json", exclude_none=True, exclude_unset=True, exclude=set(uploads) | defaults
     )
     for field, upload in uploads.items():
         payload[field] = {

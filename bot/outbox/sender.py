@@ -98,7 +98,9 @@ _PAID_METHODS = frozenset(
 )
 
 
-class _Verdict(Enum):
+class Verdict(Enum):
+    """What became of one Bot API call."""
+
     SENT = "sent"
     RATE_LIMITED = "rate limited"
     TRANSIENT = "transient"
@@ -109,8 +111,10 @@ class _Verdict(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Result:
-    verdict: _Verdict
+class SendResult:
+    """One call's verdict and what Telegram said."""
+
+    verdict: Verdict
     error: str = ""
     message_id: int | None = None
     retry_after: float = 0.0
@@ -140,34 +144,36 @@ def _describe(error: TelegramAPIError) -> str:
     return f"{type(error).__name__}: {error.message}"
 
 
-def _classify(error: BaseException) -> _Result:
+def classify(error: BaseException) -> SendResult:
+    """Sort a failed call: retry it later, possibly sent already (ambiguous), or never."""
     if isinstance(error, TelegramRetryAfter):
-        return _Result(_Verdict.RATE_LIMITED, _describe(error), retry_after=error.retry_after)
+        return SendResult(Verdict.RATE_LIMITED, _describe(error), retry_after=error.retry_after)
     if isinstance(error, TelegramForbiddenError):
-        return _Result(_Verdict.FORBIDDEN, _describe(error))
+        return SendResult(Verdict.FORBIDDEN, _describe(error))
     if isinstance(error, TelegramServerError):
-        return _Result(_Verdict.TRANSIENT, _describe(error))
+        return SendResult(Verdict.TRANSIENT, _describe(error))
     if isinstance(error, TelegramUnauthorizedError):
-        return _Result(_Verdict.UNAUTHORIZED, _describe(error))
+        return SendResult(Verdict.UNAUTHORIZED, _describe(error))
     if isinstance(error, TelegramMigrateToChat):
-        return _Result(
-            _Verdict.PERMANENT, f"group moved to chat {error.migrate_to_chat_id}: not resent"
+        return SendResult(
+            Verdict.PERMANENT, f"group moved to chat {error.migrate_to_chat_id}: not resent"
         )
     if isinstance(error, TelegramEntityTooLarge):
-        return _Result(_Verdict.PERMANENT, _describe(error))
+        return SendResult(Verdict.PERMANENT, _describe(error))
     if isinstance(error, TelegramNetworkError):
         if isinstance(error.__cause__, ClientConnectorError):
             # No connection was made, so the request never left.
-            return _Result(_Verdict.TRANSIENT, _describe(error))
-        return _Result(_Verdict.AMBIGUOUS, _describe(error))
+            return SendResult(Verdict.TRANSIENT, _describe(error))
+        return SendResult(Verdict.AMBIGUOUS, _describe(error))
     if isinstance(error, ClientDecodeError):
-        return _Result(_Verdict.AMBIGUOUS, f"ClientDecodeError: {error.message}")
+        return SendResult(Verdict.AMBIGUOUS, f"ClientDecodeError: {error.message}")
     if isinstance(error, TelegramAPIError):
-        return _Result(_Verdict.PERMANENT, _describe(error))
-    return _Result(_Verdict.PERMANENT, f"{type(error).__name__}: {error}")
+        return SendResult(Verdict.PERMANENT, _describe(error))
+    return SendResult(Verdict.PERMANENT, f"{type(error).__name__}: {error}")
 
 
-def _message_id(result: object) -> int | None:
+def message_id_of(result: object) -> int | None:
+    """The id of the message a successful call created, if any."""
     if isinstance(result, Message):
         return result.message_id
     if isinstance(result, list) and result and isinstance(result[0], Message):
@@ -359,6 +365,7 @@ class OutboxSender:
         )
         self._lookahead = asyncio.Semaphore(max(8, math.ceil(self.limiter.per_second * LOOKAHEAD)))
         self._writes = _Writes(services, worker_id, lease)
+        self._started = services.clock.now()
         self._queues: dict[int, deque[OutboxRecord]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._buffered = 0
@@ -434,10 +441,13 @@ class OutboxSender:
         await self._writes.idle()
 
     async def recover(self, *, own: bool = False) -> None:
-        """Take back rows of workers whose lease ran out (``own``: this worker's too)."""
+        """Take back rows of workers whose lease ran out (``own``: this worker's from
+        before this sender started, too)."""
         async with self._services.database.uow() as uow:
             recovery = await uow.repos.outbox.recover_expired(
-                now=self._services.clock.now(), worker_id=self.worker_id if own else None
+                now=self._services.clock.now(),
+                worker_id=self.worker_id if own else None,
+                leased_before=self._started + self._lease,
             )
         if recovery.in_doubt:
             self.counters.in_doubt += len(recovery.in_doubt)
@@ -557,21 +567,21 @@ class OutboxSender:
                     if not held:
                         try:
                             sent = await self._bot(method)
-                            result = _Result(_Verdict.SENT, message_id=_message_id(sent))
+                            result = SendResult(Verdict.SENT, message_id=message_id_of(sent))
                         except Exception as error:
-                            result = _classify(error)
+                            result = classify(error)
                 if held:
                     # Flood control (other messages' 429s) held this one for half its
                     # lease: hand it back unsent, before lease recovery would take it
                     # for a send that may have happened and fail it as "in doubt".
                     await self._retry(
                         message,
-                        _Result(_Verdict.RATE_LIMITED, "held by flood control: not sent"),
+                        SendResult(Verdict.RATE_LIMITED, "held by flood control: not sent"),
                         delay=0,
                         count_attempt=False,
                     )
                     return _Chain.HOLD
-                if result.verdict is not _Verdict.RATE_LIMITED:
+                if result.verdict is not Verdict.RATE_LIMITED:
                     break
                 self.counters.rate_limited += 1
                 self.limiter.pause(result.retry_after)
@@ -584,41 +594,41 @@ class OutboxSender:
                     return _Chain.HOLD
         return await self._settle(message, result)
 
-    async def _settle(self, message: OutboxRecord, result: _Result) -> _Chain:
+    async def _settle(self, message: OutboxRecord, result: SendResult) -> _Chain:
         verdict = result.verdict
-        if verdict is _Verdict.SENT:
+        if verdict is Verdict.SENT:
             if await self._writes.sent(message.id, result.message_id):
                 self.counters.sent += 1
             else:
                 self.counters.lost += 1
                 log.warning("outbox message %s sent but its row was taken over", message.id)
             return _Chain.NEXT
-        if verdict is _Verdict.FORBIDDEN:
+        if verdict is Verdict.FORBIDDEN:
             await self._chat_refused(message, result.error)
             return _Chain.GONE
-        if verdict is _Verdict.PERMANENT:
+        if verdict is Verdict.PERMANENT:
             await self._fail(message, result.error)
             return _Chain.NEXT
-        if verdict is _Verdict.UNAUTHORIZED:
+        if verdict is Verdict.UNAUTHORIZED:
             log.error("the Bot API refused the token; outbox sending paused")
             self.limiter.pause(UNAUTHORIZED_PAUSE)
             await self._retry(message, result, delay=UNAUTHORIZED_PAUSE, count_attempt=False)
             return _Chain.HOLD
-        if verdict is _Verdict.AMBIGUOUS and message.in_doubt:
+        if verdict is Verdict.AMBIGUOUS and message.in_doubt:
             await self._fail(message, f"{result.error}; in doubt twice: not resent")
             return _Chain.NEXT
         attempts = message.attempts + 1
-        if verdict is _Verdict.TRANSIENT and attempts >= self._max_attempts:
+        if verdict is Verdict.TRANSIENT and attempts >= self._max_attempts:
             await self._fail(message, f"{result.error} (after {attempts} attempts)")
             return _Chain.NEXT
         delay = min(self._backoff_cap, self._backoff * 2 ** (attempts - 1))
-        await self._retry(message, result, delay=delay, in_doubt=verdict is _Verdict.AMBIGUOUS)
+        await self._retry(message, result, delay=delay, in_doubt=verdict is Verdict.AMBIGUOUS)
         return _Chain.HOLD
 
     async def _retry(
         self,
         message: OutboxRecord,
-        result: _Result,
+        result: SendResult,
         *,
         delay: float,
         count_attempt: bool = True,

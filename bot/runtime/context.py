@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from dataclasses import dataclass, field
 
 from aiogram.types import ReplyKeyboardMarkup
@@ -13,6 +15,11 @@ from bot.conversation.service import Conversations
 from bot.i18n import Translator
 from bot.keyboards import main_menu
 from storage.db import Database, UnitOfWork
+
+
+def default_worker_id() -> str:
+    """A name for this process's claims: host and process id."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,10 @@ class Services:
     clock: Clock
     conversations: Conversations
     signals: Signals = field(default_factory=Signals)
+    # Names this process's claims (outbox, follow-ups, digests, replies being sent).
+    # WORKER_ID, when stable, lets a restarted instance take its own claims back at
+    # once instead of waiting for their leases to run out.
+    worker_id: str = field(default_factory=default_worker_id)
 
     async def main_menu(self, uow: UnitOfWork, language: str) -> ReplyKeyboardMarkup:
         """The main menu of the flows published now."""

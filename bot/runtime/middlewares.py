@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -11,7 +12,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.runtime.context import Services
-from bot.runtime.outgoing import Outgoing
+from bot.runtime.outgoing import Outgoing, ReplyBook
 from storage.records import IncomingUpdate
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -37,11 +38,15 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     Either way the mark commits with the handler's effects, so a crash anywhere
     before the commit leaves the update pending (or unstored and unconfirmed, so the
     Bot API sends it again) and it is handled again, whole; a duplicate finds it
-    already there and does nothing.
+    already there and does nothing. The replies commit with them too, in the outbox
+    (see :mod:`bot.runtime.outgoing`): a crash after the commit delays them, never
+    loses them.
     """
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        self._lease = timedelta(seconds=services.settings.outbox_lease_seconds)
+        self._book = ReplyBook(services)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
@@ -60,12 +65,15 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             data["uow"] = uow
             data["out"] = out
             result = await handler(event, data)
+            await out.keep(
+                uow,
+                worker_id=services.worker_id,
+                citizen=data.get("citizen"),
+                now=services.clock.now(),
+                lease=self._lease,
+            )
         bot: Bot = data["bot"]
-        refused = await out.flush(bot)
-        if refused:
-            async with services.database.uow() as uow:
-                for chat_id in refused:
-                    await uow.repos.citizens.set_unreachable(chat_id, services.clock.now())
+        await self._book.settle(await out.flush(bot))
         return result
 
 

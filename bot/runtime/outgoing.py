@@ -2,28 +2,67 @@
 
 Sending inside the transaction would hold database locks (on SQLite, the one
 write lock) for the length of a network call. A crash between the commit and the
-send loses only the reply, never what the citizen told us.
+send would lose the replies; that is harmless for a question (the citizen's next
+message brings it back: the dialog state was saved) but not for the news that
+something was done: a report's number, an erasure, a waiting-list promotion. Those
+are added with ``keep=True`` and also written to the outbox in the update's
+transaction, recorded as being sent by this process (:meth:`Outgoing.keep`), and
+deleted once sent (:class:`ReplyBook`). If the process dies in between, the outbox's
+lease recovery sends them: "in doubt", so such a reply may arrive twice, but it is
+never lost. A kept reply that fails for a passing reason (a 429, a 5xx, a timeout)
+is handed to the outbox sender, which retries it; the chat's later kept replies
+follow it there, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-)
-from aiogram.methods import TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, SendChatAction, TelegramMethod
+
+from bot.outbox import method_payload
+from bot.outbox.sender import Verdict, classify
+from bot.runtime.context import Services
+from storage.db import UnitOfWork
+from storage.records import CitizenRecord
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER = 30.0
+REPLY_KIND = "reply"
+# Calls worth nothing a moment later: sent, never kept.
+_FLEETING = (AnswerCallbackQuery, SendChatAction)
+# A reply that failed for a passing reason goes to the outbox sender this much later.
+RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A kept reply handed to the outbox sender to try again."""
+
+    row_id: int
+    delay: float
+    error: str
+    count_attempt: bool = True
+    in_doubt: bool = False
+
+
+@dataclass(slots=True)
+class Settlement:
+    """What became of an update's kept replies once the calls were made."""
+
+    finished: list[int] = field(default_factory=list)  # sent, or refused for good: delete
+    retries: list[Retry] = field(default_factory=list)
+    refused: set[int] = field(default_factory=set)  # chats that blocked the bot (403)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write."""
+        return not (self.finished or self.retries or self.refused)
 
 
 class Outgoing:
@@ -31,9 +70,14 @@ class Outgoing:
 
     def __init__(self) -> None:
         self._methods: list[TelegramMethod[Any]] = []
+        self._to_keep: set[int] = set()  # positions in the list
+        self._kept: dict[int, int] = {}  # position in the list -> outbox row
 
-    def add(self, method: TelegramMethod[Any]) -> None:
-        """Queue a call, e.g. ``out.add(message.answer(text))``."""
+    def add(self, method: TelegramMethod[Any], *, keep: bool = False) -> None:
+        """Queue a call, e.g. ``out.add(message.answer(text))``; ``keep``: it must
+        arrive even if the process dies right after the commit."""
+        if keep:
+            self._to_keep.add(len(self._methods))
         self._methods.append(method)
 
     @property
@@ -41,34 +85,174 @@ class Outgoing:
         """The queued calls, in order."""
         return list(self._methods)
 
-    async def flush(self, bot: Bot) -> set[int]:
-        """Make the calls in order; return the chats that refused us (403).
-
-        A 429 is waited out once; "message is not modified" is not an error; other
-        failures are logged and do not stop the remaining calls.
-        """
-        forbidden: set[int] = set()
-        methods, self._methods = self._methods, []
-        for method in methods:
+    async def keep(
+        self,
+        uow: UnitOfWork,
+        *,
+        worker_id: str,
+        citizen: CitizenRecord | None,
+        now: datetime,
+        lease: timedelta,
+    ) -> None:
+        """Write the calls added with ``keep`` to the outbox as being sent by
+        ``worker_id``, in the update's transaction (one statement, none when there are
+        none), so that they survive a crash before :meth:`flush`."""
+        rows, positions = [], []
+        for position in sorted(self._to_keep):
+            method = self._methods[position]
             chat_id = getattr(method, "chat_id", None)
-            if isinstance(chat_id, int) and chat_id in forbidden:
+            if not isinstance(chat_id, int) or isinstance(method, _FLEETING):
                 continue
             try:
-                await self._call(bot, method)
-            except TelegramForbiddenError:
-                if isinstance(chat_id, int):
-                    forbidden.add(chat_id)
-            except TelegramBadRequest as error:
-                if "message is not modified" not in error.message:
-                    log.warning("%s refused: %s", type(method).__name__, error.message)
-            except (TelegramAPIError, TelegramNetworkError) as error:
-                log.warning("%s failed: %s", type(method).__name__, type(error).__name__)
-        return forbidden
+                name, payload = method_payload(method)
+            except ValueError:  # a parameter JSON cannot hold: sent, but not kept
+                log.debug("%s not kept in the outbox", type(method).__name__, exc_info=True)
+                continue
+            own = citizen is not None and citizen.telegram_id == chat_id
+            rows.append(
+                {
+                    "chat_id": chat_id,
+                    "citizen_id": citizen.id if own and citizen is not None else None,
+                    "kind": REPLY_KIND,
+                    "method": name,
+                    "payload": payload,
+                }
+            )
+            positions.append(position)
+        ids = await uow.repos.outbox.start_sending(
+            rows, worker_id=worker_id, now=now, lease_until=now + lease
+        )
+        self._kept = dict(zip(positions, ids, strict=True))
+
+    async def flush(self, bot: Bot) -> Settlement:
+        """Make the calls in order; say what became of the kept ones.
+
+        A chat that refuses the bot (403) gets nothing more; "message is not
+        modified" is not an error. After a passing failure, the chat's remaining kept
+        calls go to the outbox behind the failed one, so their order holds.
+        """
+        settlement = Settlement()
+        held: set[int] = set()  # chats whose calls now wait in the outbox
+        methods, self._methods = self._methods, []
+        kept, self._kept = self._kept, {}
+        self._to_keep = set()
+        for position, method in enumerate(methods):
+            row = kept.get(position)
+            chat_id = getattr(method, "chat_id", None)
+            if chat_id in settlement.refused:
+                if row is not None:
+                    settlement.finished.append(row)
+                continue
+            if chat_id in held:
+                if row is not None:
+                    settlement.retries.append(Retry(row, 0.0, "behind a retried reply", False))
+                continue
+            try:
+                await bot(method)
+            except Exception as error:
+                if self._failed(method, error, row, settlement) and isinstance(chat_id, int):
+                    held.add(chat_id)
+            else:
+                if row is not None:
+                    settlement.finished.append(row)
+        return settlement
 
     @staticmethod
-    async def _call(bot: Bot, method: TelegramMethod[Any]) -> None:
+    def _failed(
+        method: TelegramMethod[Any], error: Exception, row: int | None, settlement: Settlement
+    ) -> bool:
+        """Record a failed call; True when it will be retried (the chat's next calls wait)."""
+        result = classify(error)
+        name = type(method).__name__
+        if result.verdict is Verdict.FORBIDDEN:
+            chat_id = getattr(method, "chat_id", None)
+            if isinstance(chat_id, int):
+                settlement.refused.add(chat_id)
+            if row is not None:
+                settlement.finished.append(row)
+            return False
+        if result.verdict is Verdict.PERMANENT:
+            if "message is not modified" not in result.error:
+                log.warning("%s refused: %s", name, result.error)
+            if row is not None:
+                settlement.finished.append(row)
+            return False
+        if row is None:
+            log.warning("%s failed: %s", name, result.error)
+            return False
+        rate_limited = result.verdict is Verdict.RATE_LIMITED
+        log.warning("%s failed (%s): the outbox retries it", name, result.error)
+        settlement.retries.append(
+            Retry(
+                row,
+                result.retry_after if rate_limited else RETRY_DELAY,
+                result.error,
+                count_attempt=not rate_limited,
+                in_doubt=result.verdict is Verdict.AMBIGUOUS,
+            )
+        )
+        return True
+
+
+class ReplyBook:
+    """Writes what became of kept replies; concurrent updates share one transaction.
+
+    A failed write is logged and left: the rows stay recorded as being sent, and
+    lease recovery resends them once (a possible duplicate, never a loss).
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._waiting: list[tuple[Settlement, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, settlement: Settlement) -> None:
+        """Record one update's settlement; returns once it is written (or failed)."""
+        if settlement.empty:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((settlement, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_waiting(), name="reply-book")
+        await future
+
+    async def _write_waiting(self) -> None:
         try:
-            await bot(method)
-        except TelegramRetryAfter as error:
-            await asyncio.sleep(min(float(error.retry_after), MAX_RETRY_AFTER))
-            await bot(method)
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self._write([settlement for settlement, _ in batch])
+                except Exception as error:
+                    log.warning("could not settle sent replies: %s", type(error).__name__)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._writer = None
+
+    async def _write(self, settlements: list[Settlement]) -> None:
+        services = self._services
+        worker_id = services.worker_id
+        # Urgent: until it commits, a crash would resend these replies "in doubt".
+        async with services.database.uow(urgent=True) as uow:
+            now = services.clock.now()
+            outbox = uow.repos.outbox
+            await outbox.finish_sent(
+                [row for settlement in settlements for row in settlement.finished],
+                worker_id=worker_id,
+            )
+            retries = [retry for settlement in settlements for retry in settlement.retries]
+            for retry in retries:
+                await outbox.mark_retry(
+                    retry.row_id,
+                    worker_id=worker_id,
+                    not_before=now + timedelta(seconds=retry.delay),
+                    error=retry.error,
+                    count_attempt=retry.count_attempt,
+                    in_doubt=retry.in_doubt,
+                )
+            for chat_id in {chat for settlement in settlements for chat in settlement.refused}:
+                await uow.repos.citizens.set_unreachable(chat_id, now)
+                await outbox.drop_chat(chat_id, reason="the chat refused the bot")
+        if retries:
+            services.signals.outbox_pending.set()

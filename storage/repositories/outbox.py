@@ -43,6 +43,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -173,9 +174,23 @@ def _error_keeping_doubt(error: str) -> Any:
     )
 
 
-def _lease_expired(now: datetime, worker_id: str | None) -> Any:
+def _attempted_by(worker_id: str) -> Any:
+    """Rows this worker is sending, and rows lease recovery queued for an in-doubt resend
+    that no one claimed yet (the confirmation of the first attempt came in time)."""
+    return or_(
+        and_(_T.c.status == SENDING, _T.c.claimed_by == worker_id),
+        and_(_T.c.status == RETRY, _T.c.last_error.like(IN_DOUBT + "%")),
+    )
+
+
+def _lease_expired(now: datetime, worker_id: str | None, leased_before: datetime | None) -> Any:
     expired = or_(_T.c.lease_until.is_(None), _T.c.lease_until < now)
-    return expired if worker_id is None else or_(expired, _T.c.claimed_by == worker_id)
+    if worker_id is None:
+        return expired
+    own = _T.c.claimed_by == worker_id
+    if leased_before is not None:
+        own = and_(own, _T.c.lease_until <= leased_before)
+    return or_(expired, own)
 
 
 class OutboxRepository:
@@ -281,6 +296,56 @@ class OutboxRepository:
         return len(rows)
 
     # --- the sender's side -------------------------------------------------------------
+
+    async def start_sending(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+        priority: int = 100,
+    ) -> list[int]:
+        """Queue messages this worker sends at once, recorded as attempted; their ids in order.
+
+        Each of ``messages`` gives ``chat_id``, ``citizen_id``, ``kind``, ``method`` and
+        ``payload``. For replies written in the transaction that decided them: if the
+        worker dies before it marks them (:meth:`finish_sent`), lease recovery sends
+        them once more ("in doubt").
+        """
+        if not messages:
+            return []
+        rows = [
+            {
+                **message,
+                "priority": priority,
+                "status": SENDING,
+                "not_before": now,
+                "attempts": 1,
+                "claimed_by": worker_id,
+                "lease_until": lease_until,
+                "created_at": now,
+                "attempted_at": now,
+            }
+            for message in messages
+        ]
+        result = await self._session.execute(
+            insert(_T).returning(_T.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(row_id) for row_id in result.scalars().all()]
+
+    async def finish_sent(self, ids: Sequence[int], *, worker_id: str) -> int:
+        """Delete rows this worker attempted and that are settled (sent, or refused for good).
+
+        Rows lease recovery took over meanwhile for an in-doubt resend are deleted too,
+        sparing the citizen a duplicate; rows another worker already holds are left.
+        """
+        if not ids:
+            return 0
+        result = await self._session.execute(
+            delete(_T).where(self._ids(ids), _attempted_by(worker_id))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def claim_due(
         self,
@@ -433,10 +498,7 @@ class OutboxRepository:
         """
         if not sent:
             return set()
-        claimable = or_(
-            and_(_T.c.status == SENDING, _T.c.claimed_by == worker_id),
-            and_(_T.c.status == RETRY, _T.c.last_error.like(IN_DOUBT + "%")),
-        )
+        claimable = _attempted_by(worker_id)
         values: dict[str, Any] = {
             "status": SENT,
             "sent_at": now,
@@ -615,13 +677,22 @@ class OutboxRepository:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def recover_expired(self, *, now: datetime, worker_id: str | None = None) -> Recovery:
-        """Take back rows whose lease ran out; with ``worker_id``, also all of that worker's.
+    async def recover_expired(
+        self,
+        *,
+        now: datetime,
+        worker_id: str | None = None,
+        leased_before: datetime | None = None,
+    ) -> Recovery:
+        """Take back rows whose lease ran out; with ``worker_id``, also that worker's
+        whose lease ends by ``leased_before`` (all of them without it).
 
         Pass ``worker_id`` only at start-up, for this worker's previous life: its
-        claims are then known to be dead without waiting for their leases.
+        claims are then known to be dead without waiting for their leases. Its new
+        life may already hold rows (replies being sent): ``leased_before``, the start
+        plus the lease, leaves those alone.
         """
-        expired = _lease_expired(now, worker_id)
+        expired = _lease_expired(now, worker_id, leased_before)
         released = await self._session.execute(
             update(_T)
             .where(_T.c.status == CLAIMED, expired)
