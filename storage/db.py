@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from storage import inline_sqlite
 from storage.repositories import ReferenceCache, Repositories
@@ -73,6 +74,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock when the transaction starts, so another process never
     # meets a deferred transaction that cannot upgrade (SQLITE_BUSY without waiting).
+    # Straight to sqlite3 when the lock is free (nearly always); through the engine,
+    # which waits for it without blocking the event loop, when another process has it.
+    driver = conn.connection.driver_connection
+    if isinstance(driver, inline_sqlite.Connection) and driver.try_begin_immediate():
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -193,6 +199,13 @@ class Database:
             await self._urgent_engine.dispose()
 
 
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
+
+
 class UnitOfWork:
     """One transaction shared by the repositories it exposes.
 
@@ -233,17 +246,18 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
-                await self.session.commit()
+                # One hop into SQLAlchemy's greenlet for both, not one each.
+                await self.session.run_sync(_commit_and_close)
                 changed = changed_in(self.session)
                 if changed:
                     self._database.reference_cache.invalidate(changed)
             else:
-                await self.session.rollback()
+                try:
+                    await self.session.rollback()
+                finally:
+                    await self.session.close()
         finally:
-            try:
-                await self.session.close()
-            finally:
-                await self._lock_cm.__aexit__(exc_type, exc, traceback)
+            await self._lock_cm.__aexit__(exc_type, exc, traceback)
 
     async def flush(self) -> None:
         """Send pending ORM changes to the database inside the transaction."""

@@ -151,6 +151,22 @@ class Connection:
         cursor = self.cursor()
         return await cursor.execute(sql, parameters)
 
+    def try_begin_immediate(self) -> bool:
+        """Start a write transaction at once; False when another process holds the lock.
+
+        A plain call, for SQLAlchemy's synchronous ``begin`` event: a statement run
+        through the engine there costs more than the transaction's other statements.
+        On False nothing changed, and the caller waits for the lock as any statement
+        does (:meth:`Cursor.execute`).
+        """
+        try:
+            self._live.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _busy(error):
+                return False
+            raise
+        return True
+
     async def commit(self) -> None:
         """Commit the transaction, then let the other tasks run.
 

@@ -1,0 +1,72 @@
+"""A transaction waits, without blocking the event loop, while another process writes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from storage import inline_sqlite
+from storage.db import Database
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_a_transaction_waits_for_another_process_lock_then_runs(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite's database-wide write lock")
+    busy_answers = 0
+    waiting = asyncio.Event()
+    real_busy = inline_sqlite._busy
+
+    def busy(error: sqlite3.OperationalError) -> bool:
+        nonlocal busy_answers
+        found = real_busy(error)
+        if found:
+            busy_answers += 1
+            # Once at the quick BEGIN, then at least once more while waiting.
+            if busy_answers >= 2:
+                waiting.set()
+        return found
+
+    monkeypatch.setattr(inline_sqlite, "_busy", busy)
+    other = sqlite3.connect(str(database.url.database), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def register() -> None:
+            async with database.uow() as uow:
+                await uow.repos.citizens.ensure(
+                    telegram_id=7, language="en", first_name="A", username=None, now=NOW
+                )
+
+        task = asyncio.create_task(register())
+        await waiting.wait()  # the event loop runs on while the task waits
+        assert not task.done()
+        other.execute("COMMIT")
+        await task
+    finally:
+        other.close()
+    async with database.uow() as uow:
+        assert await uow.repos.citizens.by_telegram_id(7) is not None
+
+
+async def test_a_transaction_holds_the_write_lock_from_its_first_statement(
+    database: Database,
+) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite's database-wide write lock")
+    other = sqlite3.connect(str(database.url.database), isolation_level=None, timeout=0)
+    try:
+        async with database.uow() as uow:
+            await uow.repos.citizens.by_telegram_id(7)  # a read: the lock is taken anyway
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
