@@ -85,6 +85,13 @@ async def last_answer(emulator_server: EmulatorServer) -> None:
     await emulator_server.client.send_text(USER["id"], COMMENT, user=USER)
 
 
+async def finish_meeting(emulator_server: EmulatorServer, fault: FaultRule) -> None:
+    """Rate, with ``fault`` waiting for the bot's sendMessage calls to the citizen."""
+    await rate_up_to_the_last_answer(emulator_server)
+    await emulator_server.client.add_fault(fault)
+    await last_answer(emulator_server)
+
+
 async def thanks(emulator_server: EmulatorServer) -> int:
     """How many times the citizen was thanked for the rating."""
     calls = await emulator_server.client.calls(method="sendMessage")
@@ -128,11 +135,10 @@ async def test_a_question_is_not_kept(
 async def test_a_reply_that_meets_a_server_error_is_retried_by_the_outbox(
     bot: Runtime, emulator_server: EmulatorServer
 ) -> None:
-    await rate_up_to_the_last_answer(emulator_server)
-    await emulator_server.client.add_fault(
-        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=502, times=1)
+    await finish_meeting(
+        emulator_server,
+        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=502, times=1),
     )
-    await last_answer(emulator_server)
     [row] = await wait_for_rows(bot, lambda rows: [r.status for r in rows] == [RETRY])
     assert row.attempts == 1
     assert await thanks(emulator_server) == 0
@@ -147,12 +153,11 @@ async def test_a_reply_that_meets_a_server_error_is_retried_by_the_outbox(
 async def test_flood_control_hands_the_reply_to_the_outbox_without_counting_an_attempt(
     bot: Runtime, emulator_server: EmulatorServer
 ) -> None:
-    await rate_up_to_the_last_answer(emulator_server)
-    await emulator_server.client.add_fault(
-        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=429, retry_after=7)
-    )
     start = bot.services.clock.now()
-    await last_answer(emulator_server)
+    await finish_meeting(
+        emulator_server,
+        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=429, retry_after=7),
+    )
     [row] = await wait_for_rows(bot, lambda rows: [r.status for r in rows] == [RETRY])
     assert row.attempts == 0
     assert row.not_before >= start + timedelta(seconds=7)
@@ -161,11 +166,10 @@ async def test_flood_control_hands_the_reply_to_the_outbox_without_counting_an_a
 async def test_a_blocked_chat_is_marked_unreachable_and_keeps_no_reply(
     bot: Runtime, emulator_server: EmulatorServer
 ) -> None:
-    await rate_up_to_the_last_answer(emulator_server)
-    await emulator_server.client.add_fault(
-        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=403, times=5)
+    await finish_meeting(
+        emulator_server,
+        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=403, times=5),
     )
-    await last_answer(emulator_server)
 
     async def unreachable() -> bool:
         async with bot.services.database.uow() as uow:
