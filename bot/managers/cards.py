@@ -62,15 +62,17 @@ def card_key(report_id: int) -> str:
 
 
 async def redact_reporter(uow: UnitOfWork, report: ReportRecord, pseudonym: str) -> int:
-    """Erasure: the report's cards in the outbox show the reporter's pseudonym instead of
-    the name they let managers see; returns how many rows changed."""
+    """Erasure: the report's cards in the outbox, and the failed updates that quote a
+    card (a manager's button press), show the reporter's pseudonym instead of the name
+    they let managers see; returns how many rows changed."""
     shown = await reporter_label(uow, report)
     if shown == pseudonym:
         return 0
-    # As the card's text escaped it.
-    return await uow.repos.outbox.redact(
+    # As the card's text escaped it; Telegram quotes it back as plain text.
+    cards = await uow.repos.outbox.redact(
         card_key(report.id), escape(shown, quote=False), escape(pseudonym, quote=False)
     )
+    return cards + await uow.repos.inbox.redact_failed(shown, pseudonym)
 
 
 async def card_text(

@@ -231,3 +231,33 @@ class InboxRepository:
             )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def redact_failed(self, old: str, new: str) -> int:
+        """Erasure: ``new`` for ``old`` in every string of the failed updates' payloads
+        (another person's update may quote the citizen: a manager's button press
+        carries the card that showed the reporter's name); how many rows changed."""
+        rows = await self._session.execute(
+            select(InboxUpdate.update_id, InboxUpdate.payload).where(InboxUpdate.status == FAILED)
+        )
+        changed = 0
+        for update_id, payload in rows.all():
+            redacted = _replaced(payload, old, new)
+            if redacted != payload:
+                await self._session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id == update_id)
+                    .values(payload=redacted)
+                )
+                changed += 1
+        return changed
+
+
+def _replaced(value: Any, old: str, new: str) -> Any:
+    """``value`` with ``new`` for ``old`` in every string it holds, however deep."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {key: _replaced(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replaced(item, old, new) for item in value]
+    return value

@@ -190,6 +190,32 @@ async def test_forget_leaves_no_trace_of_the_citizen_and_keeps_their_reports_ano
                     "RuntimeError: boom",
                     now,
                 )
+            # A manager's button press on her card failed: it quotes the card, her name in it.
+            press = {
+                "update_id": 990_003,
+                "callback_query": {
+                    "id": "press",
+                    "chat_instance": "ci",
+                    "from": {"id": MANAGER["id"], "is_bot": False, "first_name": "Max"},
+                    "message": {
+                        "message_id": card.message_id,
+                        "date": 1767225600,
+                        "chat": {"id": MANAGER["id"], "type": "private"},
+                        "text": card.raw.get("text") or card.content,
+                    },
+                    "data": "m:s:1:fixed",
+                },
+            }
+            await repos.inbox.record_failed(
+                IncomingUpdate(
+                    update_id=990_003,
+                    chat_id=MANAGER["id"],
+                    user_id=MANAGER["id"],
+                    payload=press,
+                ),
+                "RuntimeError: boom",
+                now,
+            )
             # Messages still waiting for her chat, one tied to her row and one not.
             await enqueue(
                 uow,
