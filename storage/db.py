@@ -10,6 +10,7 @@ PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,6 +83,40 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A pooled PostgreSQL connection unused for longer than this is tested before use.
+PING_AFTER_IDLE_SECONDS = 5.0
+_RETURNED_AT = "returned_at"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
+    """Test a pooled connection before use only if it sat unused for ``idle`` seconds.
+
+    ``pool_pre_ping`` tests every checkout: a round trip per transaction (about 0.1 ms
+    of CPU and 0.2 ms of waiting here) for connections used a moment ago. A connection
+    the server dropped while it sat in the pool (a restart, an idle timeout) is
+    replaced as before; one dropped within ``idle`` seconds of its last use fails its
+    transaction, as a drop during a transaction does.
+    """
+    sync_engine = engine.sync_engine
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < idle:
+            return
+        try:
+            alive = sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("pooled connection failed its ping") from error
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
+
+    event.listen(sync_engine, "checkin", returned)
+    event.listen(sync_engine, "checkout", checked_out)
+
+
 class _WriteLock:
     """SQLite's one write lock, in this process: FIFO, but urgent waiters go first.
 
@@ -120,7 +155,14 @@ class _WriteLock:
 class Database:
     """One engine and its session factory; build it once at start-up."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    ) -> None:
         self.url: URL = make_url(normalize_database_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -141,13 +183,15 @@ class Database:
             self._urgent_engine = self.engine
         else:
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size
             )
             # Urgent work gets connections of its own: it never queues behind the
             # handlers' transactions for one of the pool's.
             self._urgent_engine = create_async_engine(
-                self.url, echo=echo, pool_size=2, max_overflow=2, pool_pre_ping=True
+                self.url, echo=echo, pool_size=2, max_overflow=2
             )
+            for engine in (self.engine, self._urgent_engine):
+                _ping_when_idle(engine, ping_after_idle)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._urgent_sessions = async_sessionmaker(
             self._urgent_engine, expire_on_commit=False, autoflush=False
