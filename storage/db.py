@@ -166,8 +166,14 @@ class Database:
         self.url: URL = make_url(normalize_database_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
+            path = self.url.database or ""
+            self.checkpointer: inline_sqlite.Checkpointer | None = (
+                inline_sqlite.Checkpointer(path) if path != ":memory:" else None
+            )
             self.engine: AsyncEngine = create_async_engine(
-                self.url, echo=echo, async_creator=inline_sqlite.connector(self.url.database or "")
+                self.url,
+                echo=echo,
+                async_creator=inline_sqlite.connector(path, self.checkpointer),
             )
             sync_engine = self.engine.sync_engine
             event.listen(sync_engine, "connect", _sqlite_pragmas)
@@ -182,6 +188,7 @@ class Database:
             event.listen(sync_engine, "begin", _sqlite_begin_immediate)
             self._urgent_engine = self.engine
         else:
+            self.checkpointer = None
             self.engine = create_async_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size
             )
@@ -237,7 +244,9 @@ class Database:
         return True
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (after the running checkpoint, if any)."""
+        if self.checkpointer is not None:
+            await self.checkpointer.wait()
         await self.engine.dispose()
         if self._urgent_engine is not self.engine:
             await self._urgent_engine.dispose()

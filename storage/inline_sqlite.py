@@ -11,11 +11,19 @@ connection's ``busy_timeout`` is 0 and a busy statement (which SQLite did not ru
 is retried with ``asyncio.sleep`` instead, so the event loop never blocks on it.
 Writes of this process are serialised by the database's write lock before they
 reach SQLite (see :mod:`storage.db`).
+
+The other is a WAL checkpoint: SQLite runs one in the commit that makes the log
+long enough, copying pages and syncing the file (milliseconds, up to 0.1 s under
+load) on the event loop. These connections do not checkpoint by themselves
+(``wal_autocheckpoint=0``): a :class:`Checkpointer` runs a passive checkpoint in a
+worker thread, on a connection of its own, every :data:`CHECKPOINT_EVERY` commits.
+Commits stay as durable as they were; only the copying into the database moves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +31,10 @@ from typing import Any
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's lock
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.001, 0.05
+# About SQLite's own 1000-page threshold: a report flow's commit writes a few pages.
+CHECKPOINT_EVERY = 200
+
+log = logging.getLogger(__name__)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -43,6 +55,48 @@ async def _patiently(call: Callable[[], Any]) -> Any:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def checkpoint(path: str) -> None:
+    """Copy the write-ahead log into the database without waiting for anyone (a thread's
+    work: it syncs the file)."""
+    connection = sqlite3.connect(path, timeout=0)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.OperationalError as error:
+        if not _busy(error):  # busy: another process is checkpointing now
+            raise
+    finally:
+        connection.close()
+
+
+class Checkpointer:
+    """Runs a passive checkpoint off the event loop every ``every`` commits (one at a time)."""
+
+    def __init__(self, path: str, *, every: int = CHECKPOINT_EVERY) -> None:
+        self._path = path
+        self._every = every
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        """Count a commit; start a checkpoint when enough went by and none is running."""
+        self._commits += 1
+        if self._commits < self._every or (self._running and not self._running.done()):
+            return
+        self._commits = 0
+        self._running = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.to_thread(checkpoint, self._path)
+        except Exception:  # the next one will try again; SQLite keeps the log meanwhile
+            log.exception("checkpoint of %s failed", self._path)
+
+    async def wait(self) -> None:
+        """Until the running checkpoint, if any, is over."""
+        if self._running is not None:
+            await asyncio.shield(self._running)
 
 
 class _InlineQueue:
@@ -123,9 +177,12 @@ class Cursor:
 class Connection:
     """An aiosqlite-shaped connection over a :class:`sqlite3.Connection`."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, checkpointer: Checkpointer | None = None
+    ) -> None:
         self._conn: sqlite3.Connection | None = connection
         self._tx = _InlineQueue()
+        self._checkpointer = checkpointer
 
     @property
     def _connection(self) -> sqlite3.Connection | None:
@@ -176,6 +233,8 @@ class Connection:
         the process fair for the price of a loop turn.
         """
         await _patiently(self._live.commit)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         await asyncio.sleep(0)
 
     async def rollback(self) -> None:
@@ -199,11 +258,16 @@ class Connection:
             self._conn = None
 
 
-def connector(path: str) -> Callable[[], Any]:
-    """An ``async_creator`` for ``create_async_engine``: a new connection to ``path``."""
+def connector(path: str, checkpointer: Checkpointer | None = None) -> Callable[[], Any]:
+    """An ``async_creator`` for ``create_async_engine``: a new connection to ``path``.
+
+    With a ``checkpointer``, the connection leaves checkpoints to it.
+    """
 
     async def connect() -> Connection:
         connection = sqlite3.connect(path, check_same_thread=False, timeout=0)
-        return Connection(connection)
+        if checkpointer is not None:
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+        return Connection(connection, checkpointer)
 
     return connect

@@ -1,12 +1,15 @@
-"""A transaction waits, without blocking the event loop, while another process writes."""
+"""SQLite: a transaction waits for another process's lock, and checkpoints run off the
+event loop; neither blocks it."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from storage import inline_sqlite
 from storage.db import Database
@@ -70,3 +73,30 @@ async def test_a_transaction_holds_the_write_lock_from_its_first_statement(
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+async def test_checkpoints_run_in_a_worker_thread_not_in_commits(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite's write-ahead log")
+    assert database.checkpointer is not None
+    threads: list[int] = []
+    real = inline_sqlite.checkpoint
+
+    def checkpoint(path: str) -> None:
+        threads.append(threading.get_ident())
+        real(path)
+
+    monkeypatch.setattr(inline_sqlite, "checkpoint", checkpoint)
+    for telegram_id in range(inline_sqlite.CHECKPOINT_EVERY):
+        async with database.uow() as uow:
+            await uow.repos.citizens.ensure(
+                telegram_id=telegram_id, language="en", first_name="A", username=None, now=NOW
+            )
+    await database.checkpointer.wait()
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    async with database.uow() as uow:
+        autocheckpoint = (await uow.session.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
+    # The bot's connections leave the log to the checkpointer.
+    assert autocheckpoint == 0
