@@ -1,7 +1,12 @@
-"""Turning the engine's messages into Bot API calls."""
+"""Turning the engine's messages into Bot API calls.
+
+Keyboards are built once per content and reused (read-only): aiogram's models cost
+about 5 us a button to build, and every citizen at a step sees the same buttons.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
@@ -13,34 +18,48 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 
-from dialogs import OutMessage
+from dialogs import InlineButton, OutMessage, ReplyButton
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
+KEYBOARDS_KEPT = 1024
+
+
+@lru_cache(maxsize=KEYBOARDS_KEPT)
+def _inline(rows: tuple[tuple[InlineButton, ...], ...]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row] for row in rows
+        ]
+    )
+
+
+@lru_cache(maxsize=KEYBOARDS_KEPT)
+def _reply(rows: tuple[tuple[ReplyButton, ...], ...], one_time: bool) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [KeyboardButton(text=b.text, request_location=b.request_location or None) for b in row]
+            for row in rows
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=one_time or None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _remove() -> ReplyKeyboardRemove:
+    return ReplyKeyboardRemove()
+
+
 def markup_of(message: OutMessage) -> Markup | None:
-    """The keyboard a message carries, if any."""
+    """The keyboard a message carries, if any (shared: do not change it)."""
     if message.inline:
-        return InlineKeyboardMarkup(
-            inline_keyboard=[
-                [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
-                for row in message.inline
-            ]
-        )
+        return _inline(message.inline)
     if message.reply_keyboard:
-        return ReplyKeyboardMarkup(
-            keyboard=[
-                [
-                    KeyboardButton(text=b.text, request_location=b.request_location or None)
-                    for b in row
-                ]
-                for row in message.reply_keyboard
-            ],
-            resize_keyboard=True,
-            one_time_keyboard=message.one_time or None,
-        )
+        return _reply(message.reply_keyboard, message.one_time)
     if message.remove_keyboard:
-        return ReplyKeyboardRemove()
+        return _remove()
     return None
 
 
