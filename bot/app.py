@@ -341,6 +341,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await runtime.inbox.processor.close(grace=10.0)
+        await runtime.services.background.join(grace=10.0)
         await runner.cleanup()
         await runtime.bot.session.close()
         await runtime.services.database.dispose()

@@ -10,6 +10,7 @@ PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -81,6 +82,21 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     if isinstance(driver, inline_sqlite.Connection) and driver.try_begin_immediate():
         return
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # A reader's connection lives in a thread of its own (aiosqlite): waiting for a
+    # lock there blocks nothing else. It refuses writes, and manages its own BEGIN.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(inline_sqlite.BUSY_TIMEOUT * 1000)}")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_deferred(conn: Any) -> None:
+    # One snapshot for the reader's whole transaction (WAL: writers go on meanwhile).
+    conn.exec_driver_sql("BEGIN")
 
 
 # A pooled PostgreSQL connection unused for longer than this is tested before use.
@@ -187,6 +203,11 @@ class Database:
             )
             event.listen(sync_engine, "begin", _sqlite_begin_immediate)
             self._urgent_engine = self.engine
+            # Long reads (digests, exports) through aiosqlite's thread: a query of
+            # seconds must not stop the event loop, nor hold the write lock.
+            self._reader_engine = create_async_engine(self.url, echo=echo)
+            event.listen(self._reader_engine.sync_engine, "connect", _sqlite_reader_pragmas)
+            event.listen(self._reader_engine.sync_engine, "begin", _sqlite_begin_deferred)
         else:
             self.checkpointer = None
             self.engine = create_async_engine(
@@ -199,9 +220,13 @@ class Database:
             )
             for engine in (self.engine, self._urgent_engine):
                 _ping_when_idle(engine, ping_after_idle)
+            self._reader_engine = self.engine  # asyncpg never blocks the event loop
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._urgent_sessions = async_sessionmaker(
             self._urgent_engine, expire_on_commit=False, autoflush=False
+        )
+        self._reader_sessions = async_sessionmaker(
+            self._reader_engine, expire_on_commit=False, autoflush=False
         )
         self._write_lock = _WriteLock() if self.is_sqlite else None
         # The catalogue and the areas, read once and kept (see storage.repositories._reference).
@@ -209,10 +234,11 @@ class Database:
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
-        """Every engine this database uses (one on SQLite; two on PostgreSQL)."""
-        if self._urgent_engine is self.engine:
-            return (self.engine,)
-        return (self.engine, self._urgent_engine)
+        """Every engine this database uses (two on SQLite, the second for readers; two
+        on PostgreSQL, the second for urgent work)."""
+        return tuple(
+            {id(e): e for e in (self.engine, self._urgent_engine, self._reader_engine)}.values()
+        )
 
     def uow(self, *, urgent: bool = False) -> UnitOfWork:
         """A new unit of work: one transaction, committed when the block ends cleanly.
@@ -222,6 +248,15 @@ class Database:
         PostgreSQL they use connections of their own.
         """
         return UnitOfWork(self, urgent=urgent)
+
+    def reader(self) -> UnitOfWork:
+        """A read-only unit of work for long reads (a digest, an export).
+
+        On SQLite it runs in a thread of its own, takes no write lock and reads one
+        snapshot, so neither the event loop nor the writers wait for it; a write in
+        it fails. On PostgreSQL it is an ordinary transaction, rolled back at the end.
+        """
+        return UnitOfWork(self, reader=True)
 
     @asynccontextmanager
     async def _locked(self, *, urgent: bool) -> AsyncIterator[None]:
@@ -247,9 +282,8 @@ class Database:
         """Close every pooled connection (after the running checkpoint, if any)."""
         if self.checkpointer is not None:
             await self.checkpointer.wait()
-        await self.engine.dispose()
-        if self._urgent_engine is not self.engine:
-            await self._urgent_engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()
 
 
 def _commit_and_close(session: Session) -> None:
@@ -269,17 +303,23 @@ class UnitOfWork:
     session: AsyncSession
     repos: Repositories
 
-    def __init__(self, database: Database, *, urgent: bool = False) -> None:
+    def __init__(self, database: Database, *, urgent: bool = False, reader: bool = False) -> None:
         self._database = database
         self._urgent = urgent
+        self._reader = reader
         self._lock_cm: Any = None
 
     async def __aenter__(self) -> UnitOfWork:
         database = self._database
-        self._lock_cm = database._locked(urgent=self._urgent)
+        self._lock_cm = (
+            contextlib.nullcontext() if self._reader else database._locked(urgent=self._urgent)
+        )
         await self._lock_cm.__aenter__()
         try:
-            sessions = database._urgent_sessions if self._urgent else database.sessions
+            if self._reader:
+                sessions = database._reader_sessions
+            else:
+                sessions = database._urgent_sessions if self._urgent else database.sessions
             self.session = sessions()
             self.repos = Repositories(self.session, database.reference_cache)
         except BaseException:
@@ -298,7 +338,7 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            if exc_type is None:
+            if exc_type is None and not self._reader:
                 # One hop into SQLAlchemy's greenlet for both, not one each.
                 await self.session.run_sync(_commit_and_close)
                 changed = changed_in(self.session)

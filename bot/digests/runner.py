@@ -111,9 +111,13 @@ class DigestRunner(LeasedRunner[DigestSubscriptionRecord]):
     async def _prepare(
         self, record: DigestSubscriptionRecord, period: Period
     ) -> tuple[int, str, DigestContent] | str:
-        """The chat, language and digest to send, or why nothing is sent."""
+        """The chat, language and digest to send, or why nothing is sent.
+
+        Read by a reader: a long digest neither blocks the event loop nor holds SQLite's
+        write lock (see :meth:`storage.db.Database.reader`).
+        """
         services = self.services
-        async with services.database.uow() as uow:
+        async with services.database.reader() as uow:
             citizen = await uow.repos.citizens.by_id(record.citizen_id)
             if citizen is None or citizen.telegram_id is None:
                 return "no_citizen"

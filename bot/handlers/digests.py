@@ -5,12 +5,15 @@ The whole router requires a staff role, for commands and ``dig:`` buttons alike.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.methods import EditMessageText
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -23,7 +26,7 @@ from babel.dates import format_datetime, get_day_names
 from bot.digests.schedule import DAILY, FREQUENCIES, WEEKLY, is_zone
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
-from bot.runtime.outgoing import Outgoing
+from bot.runtime.outgoing import Job, Outgoing
 from bot.usecases.digests import (
     DigestSettings,
     chosen_services,
@@ -48,10 +51,27 @@ from storage.repositories.digest_subscriptions import DigestSubscriptionRecord
 from storage.repositories.digests import ServiceInfo
 from storage.repositories.staff import StaffRoles
 
+log = logging.getLogger(__name__)
+
 DIGEST_COMMANDS = ("digest", "subscribe", "export")
 PREFIX = "dig:"
 HOURS_PER_ROW = 6
 OFF_WORDS = ("off", "stop", "unsubscribe")
+
+
+def _or_apology(job: Job, services: Services, chat_id: int, lang: str) -> Job:
+    """``job``, answering with the generic apology if it fails."""
+
+    async def guarded() -> Sequence[TelegramMethod[Any]]:
+        try:
+            return await job()
+        except Exception as error:
+            log.error("staff request failed after its commit: %s", type(error).__name__)
+            log.debug("staff request failure details", exc_info=True)
+            text = services.translator.text(lang, "error.generic")
+            return [SendMessage(chat_id=chat_id, text=text)]
+
+    return guarded
 
 
 def _service_name(service: ServiceInfo, lang: str) -> str:
@@ -219,19 +239,26 @@ def build_digest_router() -> Router:
             out.add(message.answer(t.text(lang, "digest.no_services")))
             return
         now = services.clock.now()
-        content = await compose_digest(
-            uow,
-            t,
-            language=lang,
-            service_ids=service_ids,
-            period=on_demand_period(now, frequency),
-        )
-        methods = await digest_methods(
-            content, chat_id=message.chat.id, language=lang, translator=t
-        )
-        await queue_digest(uow, methods, chat_id=message.chat.id, citizen_id=citizen.id, now=now)
-        services.signals.outbox_pending.set()
+        chat_id = message.chat.id
+
+        async def compose_and_queue() -> list[TelegramMethod[Any]]:
+            # After the commit, by a reader: the update held no lock while it was read.
+            async with services.database.reader() as reader:
+                content = await compose_digest(
+                    reader,
+                    t,
+                    language=lang,
+                    service_ids=service_ids,
+                    period=on_demand_period(now, frequency),
+                )
+            methods = await digest_methods(content, chat_id=chat_id, language=lang, translator=t)
+            async with services.database.uow() as writer:
+                await queue_digest(writer, methods, chat_id=chat_id, citizen_id=citizen.id, now=now)
+            services.signals.outbox_pending.set()
+            return []
+
         out.add(message.answer(t.text(lang, "digest.queued")))
+        out.later(_or_apology(compose_and_queue, services, chat_id, lang))
 
     @router.message(Command("subscribe"))
     async def subscribe(
@@ -332,7 +359,6 @@ def build_digest_router() -> Router:
         message: Message,
         command: CommandObject,
         services: Services,
-        uow: UnitOfWork,
         out: Outgoing,
         citizen: CitizenRecord,
         roles: StaffRoles,
@@ -352,18 +378,24 @@ def build_digest_router() -> Router:
         if service_ids == []:
             out.add(message.answer(t.text(lang, "digest.no_services")))
             return
-        files = await export_files(uow, service_ids=service_ids, first=first, last=last, zone=zone)
-        await record_export(
-            uow,
-            actor_of(citizen),
-            service_ids=service_ids,
-            first=first,
-            last=last,
-            rows={file.filename.split("-")[0]: file.rows for file in files},
-            now=now,
-        )
-        for file in files:
-            out.add(
+
+        async def export_and_audit() -> list[TelegramMethod[Any]]:
+            # After the commit, by a reader: the update held no lock while it was read.
+            async with services.database.reader() as reader:
+                files = await export_files(
+                    reader, service_ids=service_ids, first=first, last=last, zone=zone
+                )
+            async with services.database.uow() as writer:
+                await record_export(
+                    writer,
+                    actor_of(citizen),
+                    service_ids=service_ids,
+                    first=first,
+                    last=last,
+                    rows={file.filename.split("-")[0]: file.rows for file in files},
+                    now=now,
+                )
+            return [
                 message.answer_document(
                     BufferedInputFile(file.content, filename=file.filename),
                     caption=t.text(
@@ -374,6 +406,9 @@ def build_digest_router() -> Router:
                         last=last.isoformat(),
                     ),
                 )
-            )
+                for file in files
+            ]
+
+        out.later(_or_apology(export_and_audit, services, message.chat.id, lang))
 
     return router

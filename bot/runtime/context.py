@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiogram.types import ReplyKeyboardMarkup
 
@@ -31,6 +33,32 @@ class Signals:
     followups_due: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+class BackgroundTasks:
+    """Work started by handlers that outlives their update (see ``Outgoing.later``);
+    shutdown and tests wait for it with :meth:`join`."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run ``work`` in the background (it handles its own failures)."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def join(self, grace: float | None = None) -> bool:
+        """Wait for the work running now (``grace`` seconds at most, then cancel it);
+        True when it all finished."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return True
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        return not late
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
     """What every handler and use case may depend on; built once at start-up."""
@@ -45,6 +73,7 @@ class Services:
     # WORKER_ID, when stable, lets a restarted instance take its own claims back at
     # once instead of waiting for their leases to run out.
     worker_id: str = field(default_factory=default_worker_id)
+    background: BackgroundTasks = field(default_factory=BackgroundTasks)
 
     async def main_menu(self, uow: UnitOfWork, language: str) -> ReplyKeyboardMarkup:
         """The main menu of the flows published now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,8 +13,10 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.runtime.context import Services
-from bot.runtime.outgoing import Outgoing, ReplyBook
+from bot.runtime.outgoing import Job, Outgoing, ReplyBook
 from storage.records import IncomingUpdate
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -74,7 +77,24 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             )
         bot: Bot = data["bot"]
         await self._book.settle(await out.flush(bot))
+        jobs = out.take_jobs()
+        if jobs:
+            services.background.spawn(self._after_commit(jobs, bot), name="after-commit")
         return result
+
+    async def _after_commit(self, jobs: list[Job], bot: Bot) -> None:
+        """Run an update's jobs (``Outgoing.later``) and make the calls they return."""
+        for job in jobs:
+            try:
+                methods = await job()
+            except Exception as error:
+                log.error("work after the commit failed: %s", type(error).__name__)
+                log.debug("work after the commit failed", exc_info=True)
+                continue
+            out = Outgoing()
+            for method in methods:
+                out.add(method)
+            await self._book.settle(await out.flush(bot))
 
 
 class CitizenMiddleware(BaseMiddleware):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,8 @@ from storage.records import CitizenRecord
 log = logging.getLogger(__name__)
 
 REPLY_KIND = "reply"
+# Work an update leaves for after its commit; returns the calls to make then.
+Job = Callable[[], Awaitable[Sequence[TelegramMethod[Any]]]]
 # Calls worth nothing a moment later: sent, never kept.
 _FLEETING = (AnswerCallbackQuery, SendChatAction)
 # A reply that failed for a passing reason goes to the outbox sender this much later.
@@ -72,6 +75,7 @@ class Outgoing:
         self._methods: list[TelegramMethod[Any]] = []
         self._to_keep: set[int] = set()  # positions in the list
         self._kept: dict[int, int] = {}  # position in the list -> outbox row
+        self._jobs: list[Job] = []
 
     def add(self, method: TelegramMethod[Any], *, keep: bool = False) -> None:
         """Queue a call, e.g. ``out.add(message.answer(text))``; ``keep``: it must
@@ -79,6 +83,17 @@ class Outgoing:
         if keep:
             self._to_keep.add(len(self._methods))
         self._methods.append(method)
+
+    def later(self, job: Job) -> None:
+        """Work for after the commit, in the background once the calls are made: a long
+        read that must hold no lock nor keep the chat waiting (a digest, an export).
+        The calls it returns are made then (not kept)."""
+        self._jobs.append(job)
+
+    def take_jobs(self) -> list[Job]:
+        """The jobs :meth:`later` queued (the caller runs them); none are left."""
+        jobs, self._jobs = self._jobs, []
+        return jobs
 
     @property
     def methods(self) -> list[TelegramMethod[Any]]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from aiogram import Router
 
 from bot.clock import ManualClock
+from bot.handlers import digests as digest_handlers
 from bot.handlers.admin import STAFF_BUTTON_PREFIXES, STAFF_COMMANDS
 from bot.handlers.digests import DIGEST_COMMANDS, PREFIX, build_digest_router
 from bot.outbox.sender import OutboxSender
+from bot.usecases.digests import compose_digest
 from storage.db import Database
 from tests.digests.seed import seed_world
 from tests.digests.support import add_manager
@@ -62,6 +67,9 @@ async def test_digest_now_comes_through_the_outbox_with_its_chart(
         sender = OutboxSender(runtime.services, runtime.bot, worker_id="test")
         manager = Citizen(client, MANAGER)
         sent = await manager.send("/digest", expect="on its way")
+        # The digest is read after the reply, once the update committed: wait for it.
+        await runtime.inbox.processor.join()
+        await runtime.services.background.join()
         await deliver(sender, clock)
         digest = await client.wait_for_bot_message(
             MANAGER["id"], after=sent.message_id, predicate=lambda m: "Digest:" in m.content
@@ -73,6 +81,35 @@ async def test_digest_now_comes_through_the_outbox_with_its_chart(
         assert "Reports received and fixed" in chart.content
         file_id = chart.raw["photo"][-1]["file_id"]
         assert (await client.download_file(file_id)).startswith(b"\x89PNG")
+
+
+async def test_a_digest_is_read_while_the_bot_goes_on_writing(
+    emulator_server: EmulatorServer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/digest reads after its update committed, by a reader: a long digest holds no
+    write lock (other citizens' answers are stored meanwhile) and blocks no one."""
+    await seeded(database_url)
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_compose(*args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        await release.wait()
+        return await compose_digest(*args, **kwargs)
+
+    monkeypatch.setattr(digest_handlers, "compose_digest", slow_compose)
+    async with running_bot(database_url, emulator_server.url, ManualClock(NOW)) as runtime:
+        await emulator_server.client.send_text(MANAGER["id"], "/digest", user=MANAGER)
+        async with asyncio.timeout(10):
+            await reading.wait()
+            # While the digest is being read, a citizen starts and is stored.
+            await Citizen(emulator_server.client, CITIZEN).send("/start", expect="Hello")
+            async with runtime.services.database.uow() as uow:
+                assert await uow.repos.citizens.by_telegram_id(CITIZEN["id"]) is not None
+        release.set()
+        await runtime.inbox.processor.join()
+        await runtime.services.background.join()
+        async with runtime.services.database.uow() as uow:
+            assert (await uow.repos.outbox.stats(NOW)).count("pending") >= 1  # digest queued
 
 
 async def test_subscribe_with_buttons_then_unsubscribe(

@@ -44,6 +44,7 @@ async def running_bot(
         with contextlib.suppress(asyncio.CancelledError):
             await polling
         await runtime.inbox.processor.close(grace=5)
+        await runtime.services.background.join(grace=5)
         await runtime.bot.session.close()
         await runtime.services.database.dispose()
 
@@ -72,5 +73,6 @@ async def webhook_bot(
     finally:
         await server.close()
         await runtime.inbox.processor.close(grace=10)
+        await runtime.services.background.join(grace=10)
         await runtime.bot.session.close()
         await runtime.services.database.dispose()
