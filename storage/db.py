@@ -321,7 +321,10 @@ class UnitOfWork:
             else:
                 sessions = database._urgent_sessions if self._urgent else database.sessions
             self.session = sessions()
-            self.repos = Repositories(self.session, database.reference_cache)
+            # A reader's snapshot may predate an edit that already dropped the kept
+            # copy: what it reads of the catalogue is not kept.
+            cache = None if self._reader else database.reference_cache
+            self.repos = Repositories(self.session, cache)
         except BaseException:
             await self._lock_cm.__aexit__(None, None, None)
             raise

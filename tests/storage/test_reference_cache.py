@@ -162,3 +162,14 @@ async def test_areas_are_kept_until_an_import_commits(database: Database) -> Non
         assert await uow.repos.areas.deactivate_except([], now=NOW) == ["centre"]
     async with database.uow() as uow:
         assert await uow.repos.areas.boxes_holding(48.05, 2.05) == []
+
+
+async def test_what_a_reader_reads_is_not_kept(database: Database) -> None:
+    # A reader's snapshot may be older than the last edit: it must not refill the copy.
+    await seed(database)
+    async with database.reader() as uow:
+        assert [c.code for c in await uow.repos.catalog.categories()] == ["pothole"]
+    assert database.reference_cache.get("catalog") is None
+    async with database.uow() as uow:
+        await uow.repos.catalog.categories()
+    assert database.reference_cache.get("catalog") is not None
