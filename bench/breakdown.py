@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import inspect
 import time
 from collections import Counter, defaultdict
@@ -201,11 +202,14 @@ async def breakdown(backend: str, citizens: int) -> dict[str, Any]:
                 event.listen(engine.sync_engine, "after_cursor_execute", count)
             factory = UpdateFactory()
             await drive(target, factory, report_journey, range(citizens, citizens + 10), 1)
+            gc.collect()
+            gc.freeze()  # as the bot does before serving (bot.app.run)
             timers.clear()
             statements.clear()
             hops.install()
             run = await drive(target, factory, report_journey, range(citizens), 1)
     finally:
+        gc.unfreeze()
         hops.remove()
         timers.restore()
     updates = run.updates
