@@ -16,6 +16,7 @@ from tests.e2e.conftest import BotFactory
 from tests.e2e.test_journeys import TEXTS, report_journey
 from tests.support.citizen import Citizen
 from tests.support.emulator import EmulatorServer
+from tests.support.needles import holds
 
 pytestmark = pytest.mark.e2e
 
@@ -136,5 +137,5 @@ async def _search_everywhere(url: str, needles: list[str]) -> list[str]:
             rows = (await uow.session.execute(text(f"SELECT * FROM {table.name}"))).all()
             for row in rows:
                 flat = " ".join(repr(value) for value in row)
-                found += [f"{table.name}: {needle}" for needle in needles if needle in flat]
+                found += [f"{table.name}: {needle}" for needle in needles if holds(flat, needle)]
     return found

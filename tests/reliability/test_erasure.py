@@ -38,6 +38,7 @@ from tests.e2e.test_journeys import TEXTS, jpeg_with_gps
 from tests.support.citizen import Citizen
 from tests.support.emulator import EmulatorServer
 from tests.support.inprocess import running_bot
+from tests.support.needles import holds
 
 # A Telegram id above 2**32 and names no fixture, seed or text of the bot contains.
 ZOE = {
@@ -73,7 +74,7 @@ async def search_everything(database: Database, wanted: Iterable[str]) -> list[s
                     select(cast(column, String)).where(column.is_not(None))
                 )
                 for value in values:
-                    found += [f"{table.name}.{column.name}: {n}" for n in wanted if n in value]
+                    found += [f"{table.name}.{column.name}: {n}" for n in wanted if holds(value, n)]
     return sorted(set(found))
 
 
