@@ -4,14 +4,15 @@ Sending inside the transaction would hold database locks (on SQLite, the one
 write lock) for the length of a network call. A crash between the commit and the
 send would lose the replies; that is harmless for a question (the citizen's next
 message brings it back: the dialog state was saved) but not for the news that
-something was done: a report's number, an erasure, a waiting-list promotion. Those
+something was done: a report's number, a sign-up, a waiting-list promotion. Those
 are added with ``keep=True`` and also written to the outbox in the update's
 transaction, recorded as being sent by this process (:meth:`Outgoing.keep`), and
 deleted once sent (:class:`ReplyBook`). If the process dies in between, the outbox's
 lease recovery sends them: "in doubt", so such a reply may arrive twice, but it is
 never lost. A kept reply that fails for a passing reason (a 429, a 5xx, a timeout)
 is handed to the outbox sender, which retries it; the chat's later kept replies
-follow it there, in order.
+follow it there, in order, and its later questions are not sent (they come back with
+the citizen's next message).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery, SendChatAction, TelegramMethod
 
 from bot.outbox import method_payload
@@ -41,6 +43,8 @@ Job = Callable[[], Awaitable[Sequence[TelegramMethod[Any]]]]
 _FLEETING = (AnswerCallbackQuery, SendChatAction)
 # A reply that failed for a passing reason goes to the outbox sender this much later.
 RETRY_DELAY = 1.0
+# The longest 429 a reply not kept in the outbox waits out before its one retry.
+MAX_RETRY_AFTER = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,7 @@ class Outgoing:
                     settlement.retries.append(Retry(row, 0.0, "behind a retried reply", False))
                 continue
             try:
-                await bot(method)
+                await _call(bot, method, wait_out_flood_control=row is None)
             except Exception as error:
                 if self._failed(method, error, row, settlement) and isinstance(chat_id, int):
                     held.add(chat_id)
@@ -207,6 +211,17 @@ class Outgoing:
             )
         )
         return True
+
+
+async def _call(bot: Bot, method: TelegramMethod[Any], *, wait_out_flood_control: bool) -> None:
+    """Make one call; a call not kept in the outbox waits out one 429 and tries again."""
+    try:
+        await bot(method)
+    except TelegramRetryAfter as error:
+        if not wait_out_flood_control:
+            raise
+        await asyncio.sleep(min(float(error.retry_after), MAX_RETRY_AFTER))
+        await bot(method)
 
 
 class ReplyBook:

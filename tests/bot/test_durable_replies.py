@@ -206,3 +206,14 @@ async def test_a_crash_between_the_commit_and_the_send_delays_the_reply_but_keep
     assert await thanks(emulator_server) == 1
     [row] = await reply_rows(bot)
     assert row.status == SENT and (row.last_error or "").startswith(IN_DOUBT)
+
+
+async def test_a_reply_not_kept_waits_out_one_429_and_is_sent(
+    bot: Runtime, emulator_server: EmulatorServer
+) -> None:
+    await emulator_server.client.add_fault(
+        FaultRule(method="sendMessage", chat_id=USER["id"], error_code=429, retry_after=1)
+    )
+    # A question is not kept in the outbox: it is sent again by the update itself.
+    await Citizen(emulator_server.client, USER).send("/start", expect="Hello Rae")
+    assert await reply_rows(bot) == []
