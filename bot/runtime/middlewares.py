@@ -41,9 +41,10 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     Either way the mark commits with the handler's effects, so a crash anywhere
     before the commit leaves the update pending (or unstored and unconfirmed, so the
     Bot API sends it again) and it is handled again, whole; a duplicate finds it
-    already there and does nothing. The replies commit with them too, in the outbox
-    (see :mod:`bot.runtime.outgoing`): a crash after the commit delays them, never
-    loses them.
+    already there and does nothing. The replies that must arrive (added with
+    ``keep=True``) commit with them too, in the outbox (see
+    :mod:`bot.runtime.outgoing`): a crash after the commit delays them, never loses
+    them. Work left for after the commit (``Outgoing.later``) runs in the background.
     """
 
     def __init__(self, services: Services) -> None:
