@@ -18,7 +18,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from bot.runtime.outgoing import REPLY_KIND
-from storage.db import Database
+from storage.db import Database, UnitOfWork
 from storage.models import InboxUpdate, OutboxMessage, Report
 from storage.repositories.outbox import IN_DOUBT
 from tests.reliability.conftest import BotFactory
@@ -75,6 +75,14 @@ async def replies_after(emulator: EmulatorServer, since: int, count: int) -> Non
 def last_call(emulator: EmulatorServer) -> int:
     """The sequence number of the newest call the emulator logged."""
     return max((record.seq for record in emulator.emulator.calls()), default=0)
+
+
+async def reply_chats(uow: UnitOfWork, error: str) -> list[int]:
+    """The chats of kept replies whose last error starts with ``error``, one per reply."""
+    statement = select(OutboxMessage.chat_id).where(
+        OutboxMessage.kind == REPLY_KIND, OutboxMessage.last_error.startswith(error)
+    )
+    return list((await uow.session.scalars(statement)).all())
 
 
 async def test_reports_survive_repeated_sigkills_mid_flow(
@@ -148,28 +156,10 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
             )
             attempts = set((await uow.session.scalars(select(InboxUpdate.attempts))).all())
             # Replies a killed bot had committed and perhaps sent: each resent once.
-            in_doubt = Counter(
-                (
-                    await uow.session.scalars(
-                        select(OutboxMessage.chat_id).where(
-                            OutboxMessage.kind == REPLY_KIND,
-                            OutboxMessage.last_error.like(IN_DOUBT + "%"),
-                        )
-                    )
-                ).all()
-            )
+            in_doubt = Counter(await reply_chats(uow, IN_DOUBT))
             # Replies a second kill caught in doubt again: the outbox does not send those a
             # third time (its rule against duplicates), so they may never arrive.
-            abandoned = set(
-                (
-                    await uow.session.scalars(
-                        select(OutboxMessage.chat_id).where(
-                            OutboxMessage.kind == REPLY_KIND,
-                            OutboxMessage.last_error.like(IN_DOUBT + " twice%"),
-                        )
-                    )
-                ).all()
-            )
+            abandoned = set(await reply_chats(uow, IN_DOUBT + " twice"))
     finally:
         await database.dispose()
     nudges = sum(c.nudges for c in citizens)

@@ -259,28 +259,36 @@ async def test_hostile_updates_never_crash_never_5xx_never_touch_another_citizen
     async with webhook_bot(
         database_url, emulator_server.url, ManualClock(), SECRET, flood_burst=1000
     ) as (runtime, url):
-        async with runtime.services.database.uow() as uow:
-            citizen, _ = await uow.repos.citizens.ensure(
-                telegram_id=bystander,
-                language="fr",
-                first_name="B",
-                username="b",
-                now=runtime.services.clock.now(),
-            )
-        before = await snapshot(runtime, citizen.id)
-        base = await scalar(runtime, select(func.max(InboxUpdate.update_id))) + 1
+        citizen_id, before, base = await bystander_and_first_id(runtime, bystander)
         async with aiohttp.ClientSession() as http:
             for offset, (kind, body, chat_type, data) in enumerate(updates):
                 update = build_update(base + offset, kind, body, chat_type, data)
                 async with http.post(url, json=update, headers={HEADER: SECRET}) as response:
                     assert response.status < 500, await response.text()
         await asyncio.wait_for(runtime.inbox.processor.join(), 30)
-        failed = await scalar(
-            runtime,
-            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.status == "failed"),
+        assert await failed_updates(runtime) == 0
+        assert await snapshot(runtime, citizen_id) == before
+
+
+async def bystander_and_first_id(runtime: Any, telegram_id: int) -> tuple[int, list[Any], int]:
+    """A citizen who sends nothing: their id and data; and the next free update id."""
+    async with runtime.services.database.uow() as uow:
+        citizen, _ = await uow.repos.citizens.ensure(
+            telegram_id=telegram_id,
+            language="fr",
+            first_name="B",
+            username="b",
+            now=runtime.services.clock.now(),
         )
-        assert failed == 0
-        assert await snapshot(runtime, citizen.id) == before
+    before = await snapshot(runtime, citizen.id)
+    base = await scalar(runtime, select(func.max(InboxUpdate.update_id))) + 1
+    return citizen.id, before, base
+
+
+async def failed_updates(runtime: Any) -> int:
+    """Updates set aside as failed."""
+    statement = select(func.count()).select_from(InboxUpdate).where(InboxUpdate.status == "failed")
+    return int(await scalar(runtime, statement))
 
 
 async def snapshot(runtime: Any, citizen_id: int) -> list[Any]:
@@ -311,16 +319,7 @@ async def test_hostile_updates_by_polling_never_crash_never_touch_another_citize
     bystander, marker = 999, 998
     await client.clear_calls()
     async with running_bot(database_url, emulator_server.url, ManualClock()) as runtime:
-        async with runtime.services.database.uow() as uow:
-            citizen, _ = await uow.repos.citizens.ensure(
-                telegram_id=bystander,
-                language="fr",
-                first_name="B",
-                username="b",
-                now=runtime.services.clock.now(),
-            )
-        before = await snapshot(runtime, citizen.id)
-        base = await scalar(runtime, select(func.max(InboxUpdate.update_id))) + 1
+        citizen_id, before, base = await bystander_and_first_id(runtime, bystander)
         hostile = [
             build_update(base + offset, kind, body, chat_type, data)
             for offset, (kind, body, chat_type, data) in enumerate(updates)
@@ -332,9 +331,5 @@ async def test_hostile_updates_by_polling_never_crash_never_touch_another_citize
             "sendMessage", chat_id=marker, predicate=lambda c: c.ok, timeout=60
         )
         await asyncio.wait_for(runtime.inbox.processor.join(), 30)
-        failed = await scalar(
-            runtime,
-            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.status == "failed"),
-        )
-        assert failed == 0
-        assert await snapshot(runtime, citizen.id) == before
+        assert await failed_updates(runtime) == 0
+        assert await snapshot(runtime, citizen_id) == before
