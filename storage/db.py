@@ -228,6 +228,18 @@ class Database:
         self._reader_sessions = async_sessionmaker(
             self._reader_engine, expire_on_commit=False, autoflush=False
         )
+        # One statement that must be durable at once (storing incoming updates): on
+        # PostgreSQL without BEGIN and COMMIT, one round trip instead of three. SQLite
+        # has no such round trips: there it is an urgent transaction.
+        self._autocommit_sessions = (
+            self._urgent_sessions
+            if self.is_sqlite
+            else async_sessionmaker(
+                self._urgent_engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                autoflush=False,
+            )
+        )
         self._write_lock = _WriteLock() if self.is_sqlite else None
         # The catalogue and the areas, read once and kept (see storage.repositories._reference).
         self.reference_cache = ReferenceCache()
@@ -248,6 +260,12 @@ class Database:
         PostgreSQL they use connections of their own.
         """
         return UnitOfWork(self, urgent=urgent)
+
+    def single_statement(self) -> UnitOfWork:
+        """An urgent unit of work for exactly one write statement, durable when it
+        returns: on PostgreSQL it runs in autocommit (no BEGIN, no COMMIT); on SQLite
+        it is an urgent transaction. More than one statement would not be atomic."""
+        return UnitOfWork(self, urgent=True, autocommit=True)
 
     def reader(self) -> UnitOfWork:
         """A read-only unit of work for long reads (a digest, an export).
@@ -303,10 +321,18 @@ class UnitOfWork:
     session: AsyncSession
     repos: Repositories
 
-    def __init__(self, database: Database, *, urgent: bool = False, reader: bool = False) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        urgent: bool = False,
+        reader: bool = False,
+        autocommit: bool = False,
+    ) -> None:
         self._database = database
         self._urgent = urgent
         self._reader = reader
+        self._autocommit = autocommit
         self._lock_cm: Any = None
 
     async def __aenter__(self) -> UnitOfWork:
@@ -318,6 +344,8 @@ class UnitOfWork:
         try:
             if self._reader:
                 sessions = database._reader_sessions
+            elif self._autocommit:
+                sessions = database._autocommit_sessions
             else:
                 sessions = database._urgent_sessions if self._urgent else database.sessions
             self.session = sessions()

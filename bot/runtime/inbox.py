@@ -26,6 +26,10 @@ from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
 
+# Rows SQLAlchemy sends in one INSERT (its insertmanyvalues page): a store of more is
+# several statements, so it takes a transaction to stay all-or-nothing.
+ONE_INSERT = 1000
+
 
 def _storable(payload: dict[str, Any]) -> dict[str, Any]:
     """PostgreSQL's JSONB refuses NUL characters: keep the text, mark where they were."""
@@ -127,7 +131,12 @@ class Inbox:
                     for item in updates:
                         items.setdefault(item.update_id, item)
                 try:
-                    async with self._services.database.uow(urgent=True) as uow:
+                    database = self._services.database
+                    async with (
+                        database.single_statement()
+                        if len(items) <= ONE_INSERT
+                        else database.uow(urgent=True)
+                    ) as uow:
                         stored = await uow.repos.inbox.store(
                             list(items.values()), self._services.clock.now()
                         )

@@ -92,3 +92,16 @@ async def test_purge_forgets_only_old_handled_updates(database: Database) -> Non
         assert await uow.repos.inbox.purge_handled(NOW - timedelta(days=1)) == 1
         stats = await uow.repos.inbox.stats()
     assert (stats.pending, stats.done) == (1, 1)
+
+
+async def test_a_single_statement_store_is_durable_when_it_returns(database: Database) -> None:
+    """On PostgreSQL without BEGIN and COMMIT (one round trip): another connection sees
+    the rows while the unit of work is still open. On SQLite a transaction as usual."""
+    async with database.single_statement() as uow:
+        assert await uow.repos.inbox.store([incoming(7), incoming(8)], NOW) == [7, 8]
+        if not database.is_sqlite:
+            async with database.engine.connect() as other:
+                seen = await other.scalar(text("SELECT count(*) FROM inbox_updates"))
+            assert seen == 2
+    async with database.uow() as uow:
+        assert (await uow.repos.inbox.stats()).pending == 2
