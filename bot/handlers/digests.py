@@ -6,14 +6,13 @@ The whole router requires a staff role, for commands and ``dig:`` buttons alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.methods import EditMessageText, TelegramMethod
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -26,7 +25,7 @@ from babel.dates import format_datetime, get_day_names
 from bot.digests.schedule import DAILY, FREQUENCIES, WEEKLY, is_zone
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
-from bot.runtime.outgoing import Job, Outgoing
+from bot.runtime.outgoing import Outgoing
 from bot.usecases.digests import (
     DigestSettings,
     chosen_services,
@@ -57,21 +56,6 @@ DIGEST_COMMANDS = ("digest", "subscribe", "export")
 PREFIX = "dig:"
 HOURS_PER_ROW = 6
 OFF_WORDS = ("off", "stop", "unsubscribe")
-
-
-def _or_apology(job: Job, services: Services, chat_id: int, lang: str) -> Job:
-    """``job``, answering with the generic apology if it fails."""
-
-    async def guarded() -> Sequence[TelegramMethod[Any]]:
-        try:
-            return await job()
-        except Exception as error:
-            log.error("staff request failed after its commit: %s", type(error).__name__)
-            log.debug("staff request failure details", exc_info=True)
-            text = services.translator.text(lang, "error.generic")
-            return [SendMessage(chat_id=chat_id, text=text)]
-
-    return guarded
 
 
 def _service_name(service: ServiceInfo, lang: str) -> str:
@@ -258,7 +242,7 @@ def build_digest_router() -> Router:
             return []
 
         out.add(message.answer(t.text(lang, "digest.queued")))
-        out.later(_or_apology(compose_and_queue, services, chat_id, lang))
+        out.later(compose_and_queue)
 
     @router.message(Command("subscribe"))
     async def subscribe(
@@ -409,6 +393,6 @@ def build_digest_router() -> Router:
                 for file in files
             ]
 
-        out.later(_or_apology(export_and_audit, services, message.chat.id, lang))
+        out.later(export_and_audit)
 
     return router

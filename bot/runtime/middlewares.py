@@ -10,6 +10,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.methods import SendMessage
 from aiogram.types import Chat, TelegramObject, Update, User
 
 from bot.runtime.context import Services
@@ -80,19 +81,30 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         await self._book.settle(await out.flush(bot))
         jobs = out.take_jobs()
         if jobs:
-            services.background.spawn(self._after_commit(jobs, bot), name="after-commit")
+            chat: Chat | None = data.get("event_chat")
+            language = data.get("lang") or services.translator.default_language
+            services.background.spawn(
+                self._after_commit(jobs, bot, chat.id if chat else None, language),
+                name="after-commit",
+            )
         return result
 
-    async def _after_commit(self, jobs: list[Job], bot: Bot) -> None:
-        """Run an update's jobs (``Outgoing.later``) and make the calls they return."""
+    async def _after_commit(
+        self, jobs: list[Job], bot: Bot, chat_id: int | None, language: str
+    ) -> None:
+        """Run an update's jobs (``Outgoing.later``) and make the calls they return; a
+        job that fails answers the update's chat with the generic apology."""
         for job in jobs:
+            out = Outgoing()
             try:
                 methods = await job()
             except Exception as error:
                 log.error("work after the commit failed: %s", type(error).__name__)
                 log.debug("work after the commit failed", exc_info=True)
-                continue
-            out = Outgoing()
+                if chat_id is None:
+                    continue
+                text = self._services.translator.text(language, "error.generic")
+                methods = [SendMessage(chat_id=chat_id, text=text)]
             for method in methods:
                 out.add(method)
             await self._book.settle(await out.flush(bot))

@@ -112,6 +112,23 @@ async def test_a_digest_is_read_while_the_bot_goes_on_writing(
             assert (await uow.repos.outbox.stats(NOW)).count("pending") >= 1  # digest queued
 
 
+async def test_a_digest_that_fails_after_the_commit_gets_an_apology(
+    emulator_server: EmulatorServer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seeded(database_url)
+
+    async def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the digest could not be read")
+
+    monkeypatch.setattr(digest_handlers, "compose_digest", broken)
+    async with running_bot(database_url, emulator_server.url, ManualClock(NOW)):
+        manager = Citizen(emulator_server.client, MANAGER)
+        await manager.send("/digest", expect="on its way")
+        await emulator_server.client.wait_for_bot_message(
+            MANAGER["id"], predicate=lambda m: "something went wrong" in m.content
+        )
+
+
 async def test_subscribe_with_buttons_then_unsubscribe(
     emulator_server: EmulatorServer, database_url: str
 ) -> None:
