@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from storage.db import Database, UnitOfWork
 from storage.models import Report
 from storage.records import ReportRecord
+from tests.support.sql import statements
 
 NOW = datetime(2026, 3, 1, 13, 0, tzinfo=ZoneInfo("Europe/Paris"))
-
-
-@contextmanager
-def statements(database: Database) -> Iterator[list[str]]:
-    """The statements the database runs inside the block."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        statement = str(args[2])
-        if not statement.startswith("BEGIN"):
-            seen.append(statement)
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "after_cursor_execute", count)
 
 
 async def seed(database: Database) -> tuple[int, int, int]:
