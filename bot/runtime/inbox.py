@@ -123,25 +123,27 @@ class Inbox:
         return await waiter
 
     async def _store_waiting(self) -> None:
+        database = self._services.database
         try:
             while self._to_store:
-                batch, self._to_store = self._to_store, []
-                items: dict[int, IncomingUpdate] = {}
-                for updates, _ in batch:
-                    for item in updates:
-                        items.setdefault(item.update_id, item)
+                one_insert = sum(len(updates) for updates, _ in self._to_store[:1]) <= ONE_INSERT
+                batch: list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]] = []
                 try:
-                    database = self._services.database
                     async with (
-                        database.single_statement()
-                        if len(items) <= ONE_INSERT
-                        else database.uow(urgent=True)
+                        database.single_statement() if one_insert else database.uow(urgent=True)
                     ) as uow:
+                        # Taken once the unit of work is open (on SQLite, once the write
+                        # lock is ours): whoever arrived while it was busy joins in.
+                        batch = self._take(ONE_INSERT if one_insert else None)
+                        items: dict[int, IncomingUpdate] = {}
+                        for updates, _ in batch:
+                            for item in updates:
+                                items.setdefault(item.update_id, item)
                         stored = await uow.repos.inbox.store(
                             list(items.values()), self._services.clock.now()
                         )
                 except Exception as error:
-                    for _, waiter in batch:
+                    for _, waiter in batch or self._take(None):
                         if not waiter.done():
                             waiter.set_exception(error)
                     continue
@@ -158,6 +160,19 @@ class Inbox:
                         waiter.set_result(new_ids)
         finally:
             self._storing = None
+
+    def _take(
+        self, limit: int | None
+    ) -> list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]]:
+        """The waiting callers, first come first, up to ``limit`` updates (at least one
+        caller; every caller with ``None``)."""
+        taken, count = 0, 0
+        for updates, _ in self._to_store:
+            if taken and limit is not None and count + len(updates) > limit:
+                break
+            taken, count = taken + 1, count + len(updates)
+        batch, self._to_store = self._to_store[:taken], self._to_store[taken:]
+        return batch
 
     def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
         """Drop what flooders send, before it costs any database work."""

@@ -35,11 +35,30 @@ def _record_handled(insert: Any) -> Any:
     )
 
 
-# Core statements built once: every update runs one of them.
+def _store(insert: Any) -> Any:
+    return (
+        insert(_TABLE)
+        .values(
+            update_id=bindparam("p_update_id"),
+            chat_id=bindparam("p_chat_id"),
+            user_id=bindparam("p_user_id"),
+            payload=bindparam("p_payload", type_=_TABLE.c.payload.type),
+            status=PENDING,
+            attempts=0,
+            received_at=bindparam("p_now"),
+        )
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(_TABLE.c.update_id)
+    )
+
+
+# Core statements built once: every update runs one of them (a table's statement, not
+# an entity's: SQLAlchemy's ORM bulk-insert machinery costs more than the insert).
 _RECORD_HANDLED = {
     "sqlite": _record_handled(sqlite.insert),
     "postgresql": _record_handled(postgresql.insert),
 }
+_STORE = {"sqlite": _store(sqlite.insert), "postgresql": _store(postgresql.insert)}
 _CLOSE = (
     update(_TABLE)
     .where(_TABLE.c.update_id == bindparam("p_update_id"), _TABLE.c.status == PENDING)
@@ -69,22 +88,17 @@ class InboxRepository:
         """
         if not updates:
             return []
-        statement = insert_ignoring_conflicts(self._session, InboxUpdate, ["update_id"]).returning(
-            InboxUpdate.update_id
-        )
         rows = [
             {
-                "update_id": item.update_id,
-                "chat_id": item.chat_id,
-                "user_id": item.user_id,
-                "payload": item.payload,
-                "status": PENDING,
-                "attempts": 0,
-                "received_at": now,
+                "p_update_id": item.update_id,
+                "p_chat_id": item.chat_id,
+                "p_user_id": item.user_id,
+                "p_payload": item.payload,
+                "p_now": now,
             }
             for item in updates
         ]
-        result = await self._session.execute(statement, rows)
+        result = await self._session.execute(_STORE[dialect_name(self._session)], rows)
         return sorted(result.scalars().all())
 
     async def record_handled(self, item: IncomingUpdate, now: datetime) -> bool:
