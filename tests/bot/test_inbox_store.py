@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.app import build_runtime
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -26,7 +28,9 @@ def update(update_id: int) -> IncomingUpdate:
     )
 
 
-async def test_updates_arriving_while_the_lock_is_busy_share_one_insert(tmp_path: Path) -> None:
+async def test_updates_arriving_while_the_lock_is_busy_share_one_insert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     await upgrade(url)
     clock = ManualClock()
@@ -36,8 +40,8 @@ async def test_updates_arriving_while_the_lock_is_busy_share_one_insert(tmp_path
     inbox, database = runtime.inbox, runtime.services.database
     queued: list[int] = []
     # Stored and queued, not handled: this test is about storing.
-    inbox.processor.can_run_now = lambda _update: False  # type: ignore[method-assign]
-    inbox.processor.submit = lambda item: queued.append(item.update_id)  # type: ignore[method-assign]
+    monkeypatch.setattr(inbox.processor, "can_run_now", lambda _update: False)
+    monkeypatch.setattr(inbox.processor, "submit", lambda item: queued.append(item.update_id))
     try:
         with statements(database) as seen:
             async with database.uow():  # a handler's transaction holds the write lock
