@@ -155,7 +155,7 @@ class CitizenbotTarget:
 
     async def deliver(self, document: dict[str, Any]) -> float:
         """What the webhook does (parse, store), then wait until the processor handled it."""
-        update = Update.model_validate(document)
+        update = self.inbox.parse(document)
         future: asyncio.Future[float] = self._loop.create_future()
         self.inbox.waiting[update.update_id] = future
         await self.inbox.receive([to_incoming(update, document)])

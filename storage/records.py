@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,9 @@ class IncomingUpdate:
     chat_id: int | None
     user_id: int | None
     payload: dict[str, Any]
+    # The parsed update, when it was received by this process (never stored): handling
+    # it then does not parse the payload a second time.
+    parsed: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,13 +46,18 @@ def update_payload(update: Update) -> dict[str, Any]:
 
 
 def to_incoming(update: Update, payload: dict[str, Any] | None = None) -> IncomingUpdate:
-    """Describe an update for the inbox: its id, chat and user, and its JSON."""
+    """Describe an update for the inbox: its id, chat and user, and its JSON.
+
+    ``update`` is kept, to be handled as it is, when it is bound to the bot (parsed
+    by :meth:`Inbox.parse`, or returned by a Bot API call).
+    """
     context = UserContextMiddleware.resolve_event_context(update)
     return IncomingUpdate(
         update_id=update.update_id,
         chat_id=context.chat_id,
         user_id=context.user_id,
         payload=_storable(payload if payload is not None else update_payload(update)),
+        parsed=update if update.bot is not None else None,
     )
 
 
@@ -84,6 +89,10 @@ class Inbox:
         # on the store-then-queue route: with it switched on, every update takes it.
         switched_on = os.environ.get(failpoints.ENVIRONMENT_VARIABLE, "").split(",")
         self._always_store_first = "after_store" in switched_on
+
+    def parse(self, document: dict[str, Any]) -> Update:
+        """An update from its JSON document, bound to the bot (raises ``ValidationError``)."""
+        return Update.model_validate(document, context={"bot": self._bot})
 
     async def receive(
         self, updates: Sequence[IncomingUpdate], *, admitted: bool = False
@@ -224,7 +233,7 @@ class Inbox:
         recorded either.
         """
         try:
-            update = Update.model_validate(item.payload, context={"bot": self._bot})
+            update = item.parsed if item.parsed is not None else self.parse(item.payload)
             if delivery is None:
                 await self._dispatcher.feed_update(self._bot, update)
             else:

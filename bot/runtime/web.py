@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -77,7 +76,7 @@ def webhook_handler(secret: str) -> Callable[[web.Request], Awaitable[web.Stream
             # costs the others as little of the event loop as possible.
             if user_id is not None and not inbox.admit(user_id, chat_id, document):
                 return web.json_response({"ok": True})
-            update = Update.model_validate(document)
+            update = inbox.parse(document)
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError, TypeError):
             return web.json_response({"ok": False, "description": "Bad Request"}, status=400)
         try:

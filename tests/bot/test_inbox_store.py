@@ -1,4 +1,4 @@
-"""Incoming updates that wait for the write lock are stored together, in one statement."""
+"""Receiving updates: stored together while the write lock is busy, parsed once."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from bot.app import build_runtime
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.runtime.inbox import to_incoming
 from storage.migrate import upgrade
 from storage.records import IncomingUpdate
 from tests.support.botprocess import TEST_TOKEN
@@ -58,6 +59,39 @@ async def test_updates_arriving_while_the_lock_is_busy_share_one_insert(
         assert len(inserts) == 1, inserts
         async with database.uow() as uow:
             assert (await uow.repos.inbox.stats()).pending == ARRIVING
+    finally:
+        await runtime.bot.session.close()
+        await database.dispose()
+
+
+async def test_an_update_parsed_on_receipt_is_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'parse.db'}"
+    await upgrade(url)
+    runtime = build_runtime(
+        Settings(database_url=url), api_base="http://127.0.0.1:9", token=TEST_TOKEN
+    )
+    inbox, database = runtime.inbox, runtime.services.database
+    document = {
+        "update_id": 7,
+        "message": {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": 77, "type": "private"},
+            "from": {"id": 77, "is_bot": False, "first_name": "Ada"},
+            "text": "/help",
+        },
+    }
+    received = to_incoming(inbox.parse(document), document)
+    parsed_again: list[object] = []
+    monkeypatch.setattr(inbox, "parse", parsed_again.append)
+    try:
+        assert await inbox.receive([received]) == [7]
+        assert parsed_again == []
+        async with database.uow() as uow:
+            assert (await uow.repos.inbox.stats()).done == 1
+            assert await uow.repos.citizens.by_telegram_id(77) is not None
     finally:
         await runtime.bot.session.close()
         await database.dispose()
