@@ -21,6 +21,7 @@ from bot.keyboards import yes_no
 from bot.notices import local_time, queue_promotion_notices
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.statetable import StateTable, current_table
 from bot.usecases.account import (
     erase_citizen,
@@ -55,7 +56,7 @@ def _report_line(services: Services, table: StateTable, report: ReportRecord, la
 
 def build_account_router() -> Router:
     """Commands about the citizen's own reports, shifts and data (private chats)."""
-    router = Router(name="account")
+    router = LeanRouter(name="account")
     router.message.filter(F.chat.type == "private")
     router.callback_query.filter(F.message.chat.type == "private")
 

@@ -18,6 +18,7 @@ from bot.handlers.opportunities import PREFIX as OPPORTUNITY_PREFIX
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.staff import GrantResult, create_invite, grant_role, revoke_roles
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
@@ -28,7 +29,7 @@ ADMIN_COMMANDS = ("grant", "revoke", "invite", "audit")
 
 def build_admin_router() -> Router:
     """Commands and buttons for administrators only (private chats)."""
-    router = Router(name="admin")
+    router = LeanRouter(name="admin")
     # Cheap filters first: the role lookup runs only for administrators' commands.
     router.message.filter(F.chat.type == "private", Command(*ADMIN_COMMANDS), RequireRole("admin"))
     router.callback_query.filter(
@@ -161,7 +162,7 @@ STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX, OPPORT
 
 def build_refusal_router() -> Router:
     """Staff commands and buttons from anyone else: a polite refusal, nothing more."""
-    router = Router(name="refusal")
+    router = LeanRouter(name="refusal")
 
     @router.message(Command(*STAFF_COMMANDS))
     async def refuse_command(

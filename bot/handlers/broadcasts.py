@@ -27,6 +27,7 @@ from bot.keyboards import yes_no
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.broadcasts import (
     Draft,
     cancel_broadcast,
@@ -80,7 +81,7 @@ def _describe(services: Services, segment: Segment, lang: str) -> Markup:
 
 def build_broadcast_router() -> Router:
     """Broadcast commands, replies and buttons; every one requires an administrator."""
-    router = Router(name="broadcasts")
+    router = LeanRouter(name="broadcasts")
     # Cheap filters first: only /broadcast and replies to the bot pay for the role lookup.
     router.message.filter(
         F.chat.type == "private",

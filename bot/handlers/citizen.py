@@ -10,6 +10,7 @@ from bot.conversation.render import render
 from bot.keyboards import language_picker
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.citizens import Greeting, choose_language, start_conversation, stop_messages
 from bot.usecases.staff import INVITE_PREFIX, accept_invite
 from storage.db import UnitOfWork
@@ -20,7 +21,7 @@ PRIVATE = F.chat.type == "private"
 
 def build_citizen_router() -> Router:
     """Commands every citizen may use, in private chats only."""
-    router = Router(name="citizen")
+    router = LeanRouter(name="citizen")
     router.message.filter(PRIVATE)
     router.callback_query.filter(F.message.chat.type == "private")
 

@@ -31,6 +31,7 @@ from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases import configuration as usecase
 from bot.usecases.staff import actor_of
 from storage.db import UnitOfWork
@@ -128,7 +129,7 @@ def _problems(t: Translator, lang: str, filename: str, error: ConfigFileError) -
 
 def build_config_admin_router() -> Router:
     """Configuration files for administrators only (private chats)."""
-    router = Router(name="config_admin")
+    router = LeanRouter(name="config_admin")
     is_config_file = F.document.file_name.lower().endswith(CONFIG_SUFFIXES)
     # Cheap filters first: the role lookup runs only for this command and such files.
     router.message.filter(

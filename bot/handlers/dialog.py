@@ -12,6 +12,7 @@ from bot.conversation.service import Turn
 from bot.keyboards import flow_for_command, flow_for_keywords, flow_for_menu_text, yes_no
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from dialogs import (
     CALLBACK_PREFIX,
     ButtonInput,
@@ -112,7 +113,7 @@ async def begin(
 
 def build_dialog_router() -> Router:
     """Flows: their triggers, the answers to their questions, /cancel."""
-    router = Router(name="dialog")
+    router = LeanRouter(name="dialog")
     router.message.filter(F.chat.type == "private")
     router.callback_query.filter(F.message.chat.type == "private")
 

@@ -26,6 +26,7 @@ from bot.digests.schedule import DAILY, FREQUENCIES, WEEKLY, is_zone
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.digests import (
     DigestSettings,
     chosen_services,
@@ -195,7 +196,7 @@ def _changed(
 
 def build_digest_router() -> Router:
     """Digest commands and buttons for managers and administrators (private chats)."""
-    router = Router(name="digests")
+    router = LeanRouter(name="digests")
     router.message.filter(F.chat.type == "private", Command(*DIGEST_COMMANDS), RequireRole("staff"))
     router.callback_query.filter(
         F.message.chat.type == "private", F.data.startswith(PREFIX), RequireRole("staff")

@@ -7,12 +7,13 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from storage.db import UnitOfWork
 
 
 def build_fallback_router() -> Router:
     """Answers unsupported messages (stickers, voice notes...) and stale buttons."""
-    router = Router(name="fallback")
+    router = LeanRouter(name="fallback")
 
     @router.message(F.chat.type == "private")
     async def unsupported(

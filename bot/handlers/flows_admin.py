@@ -28,6 +28,7 @@ from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases import flows as usecase
 from bot.usecases.staff import actor_of
 from dialogs import FlowError, Problem
@@ -151,7 +152,7 @@ async def _download(bot: Bot, file_id: str) -> bytes | None:
 
 def build_flows_admin_router() -> Router:
     """Flow management for administrators only (private chats)."""
-    router = Router(name="flows_admin")
+    router = LeanRouter(name="flows_admin")
     is_flow_file = F.document.file_name.lower().endswith(FLOW_SUFFIXES)
     # Cheap filters first: the role lookup runs only for these commands and files.
     router.message.filter(

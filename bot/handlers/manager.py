@@ -21,6 +21,7 @@ from bot.managers.cards import (
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.statetable import TransitionNotAllowedError, current_table
 from bot.usecases.reports import change_report_status, status_text
 from bot.usecases.staff import actor_of
@@ -43,7 +44,7 @@ def _may_handle(roles: StaffRoles, report: ReportRecord) -> bool:
 
 def build_manager_router() -> Router:
     """Managers act on their services' reports; administrators on all."""
-    router = Router(name="manager")
+    router = LeanRouter(name="manager")
     # Commands, and replies to a note prompt (a bot message with buttons): only those
     # pay for the role lookup.
     router.message.filter(

@@ -6,13 +6,14 @@ from aiogram import F, Router
 from aiogram.types import ChatMemberUpdated
 
 from bot.runtime.context import Services
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.citizens import note_reachability
 from storage.db import UnitOfWork
 
 
 def build_membership_router() -> Router:
     """Marks citizens unreachable when they block the bot, reachable when they return."""
-    router = Router(name="membership")
+    router = LeanRouter(name="membership")
 
     @router.my_chat_member(F.chat.type == "private")
     async def membership_changed(

@@ -19,6 +19,7 @@ from bot.notices import local_time
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import LeanRouter
 from bot.usecases.staff import actor_of
 from bot.usecases.volunteering import cancel_opportunity, move_opportunity
 from storage.db import UnitOfWork
@@ -65,7 +66,7 @@ def _parse_moment(day: str, clock: str, zone: ZoneInfo) -> datetime | None:
 
 def build_opportunities_router() -> Router:
     """Shift commands and buttons; staff only, moving and cancelling for administrators."""
-    router = Router(name="opportunities")
+    router = LeanRouter(name="opportunities")
     router.message.filter(
         F.chat.type == "private", Command(*OPPORTUNITY_COMMANDS), RequireRole("staff")
     )

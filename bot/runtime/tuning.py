@@ -1,4 +1,4 @@
-"""Two costs aiogram adds to every update, removed once at start-up.
+"""Costs aiogram adds to every update, removed once at start-up.
 
 * aiogram runs a synchronous filter in a worker thread (``asyncio.to_thread``), so
   each ``F.…`` magic filter on the way to a handler costs two thread switches. A
@@ -7,17 +7,26 @@
   parametrised models only weakly, so after a garbage collection the next call builds
   the model class again (about 10 ms each). A request middleware keeps them alive,
   and builds those of the usual methods at start-up.
+* aiogram's router walk copies the context dictionary half a dozen times per router
+  and wraps the (absent) middlewares with ``functools.partial``/``update_wrapper``
+  at each level; a citizen's answer passes a dozen routers before the dialog's.
+  :class:`LeanRouter` walks them with the same rules, and the same results, without
+  that glue; where middlewares are registered it takes aiogram's own path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.dispatcher.event.handler import FilterObject
-from aiogram.filters.logic import _LogicFilter
+from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED, SkipHandler
+from aiogram.dispatcher.event.handler import CallableObject, FilterObject
+from aiogram.dispatcher.event.telegram import TelegramEventObserver
+from aiogram.filters import Command, CommandStart
+from aiogram.filters.logic import _AndFilter, _InvertFilter, _LogicFilter, _OrFilter
 from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageReplyMarkup,
@@ -31,6 +40,9 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
+from aiogram.types import Message, TelegramObject
+from magic_filter import MagicFilter as OriginalMagicFilter
+from magic_filter.operations import CallOperation, ComparatorOperation, GetAttributeOperation
 
 
 def _routers(router: Router) -> Iterator[Router]:
@@ -39,11 +51,69 @@ def _routers(router: Router) -> Iterator[Router]:
         yield from _routers(child)
 
 
-def _inline(function: Callable[..., Any]) -> Callable[..., Any]:
-    async def inline(*args: Any, **kwargs: Any) -> Any:
-        return function(*args, **kwargs)
+_ATTRIBUTES, _COMPARE, _CALL = range(3)
 
-    return inline
+
+def compile_magic(magic: OriginalMagicFilter) -> Callable[[Any], Any] | None:
+    """A plain function that returns what ``magic.resolve(value)`` returns, several times
+    faster; None for a filter with other operations than attribute reads, comparisons
+    with a constant and calls (``F.chat.type == "private"``, ``F.data.startswith(...)``).
+
+    Those operations are not "important" in magic_filter's sense: once one is rejected
+    (a missing attribute, calling what cannot be called), the rest are skipped and the
+    result is None.
+    """
+    steps: list[tuple[int, Any, Any]] = []
+    names: list[str] = []
+
+    def read_names() -> None:
+        if names:
+            steps.append((_ATTRIBUTES, attrgetter(".".join(names)), None))
+            names.clear()
+
+    operations: tuple[Any, ...] = magic._operations
+    for operation in operations:
+        kind = type(operation)
+        if kind is GetAttributeOperation and "." not in operation.name:
+            names.append(operation.name)
+            continue
+        read_names()
+        if kind is ComparatorOperation and not isinstance(operation.right, OriginalMagicFilter):
+            steps.append((_COMPARE, operation.comparator, operation.right))
+        elif kind is CallOperation:
+            steps.append((_CALL, operation.args, operation.kwargs))
+        else:
+            return None
+    read_names()
+
+    def resolve(value: Any) -> Any:
+        for step, first, second in steps:
+            if step == _ATTRIBUTES:
+                try:
+                    value = first(value)
+                except AttributeError:
+                    return None
+            elif step == _COMPARE:
+                value = first(value, second)
+            else:
+                if not callable(value):
+                    return None
+                value = value(*first, **second)
+        return value
+
+    return resolve
+
+
+class _InlineMagic:
+    """A magic filter's callback that aiogram awaits, and that routers call directly."""
+
+    __slots__ = ("resolve",)
+
+    def __init__(self, resolve: Callable[[Any], Any]) -> None:
+        self.resolve = resolve
+
+    async def __call__(self, value: Any) -> Any:
+        return self.resolve(value)
 
 
 def _filters(found: FilterObject) -> Iterator[FilterObject]:
@@ -70,7 +140,8 @@ def run_magic_filters_inline(router: Router) -> int:
                 for top in handler.filters or ():
                     for found in _filters(top):
                         if found.magic is not None and not found.awaitable:
-                            found.callback = _inline(found.callback)
+                            resolve = compile_magic(found.magic) or found.magic.resolve
+                            found.callback = _InlineMagic(resolve)
                             found.awaitable = True
                             changed += 1
     return changed
@@ -117,3 +188,128 @@ def keep_response_models(bot: Bot) -> None:
     middlewares = bot.session.middleware
     if not any(isinstance(each, KeepResponseModels) for each in middlewares):
         middlewares(KeepResponseModels())
+
+
+# --- routing without the glue -----------------------------------------------------------
+
+
+def _may_be_command(command: Command, event: TelegramObject) -> bool:
+    """False when ``command`` cannot match: what ``Command.__call__`` checks before it
+    parses (a message with text or a caption whose first word starts with a prefix)."""
+    if not isinstance(event, Message):
+        return False
+    text = (event.text or event.caption or "").lstrip()
+    return bool(text) and text[0] in command.prefix
+
+
+async def _call(found: CallableObject, event: TelegramObject, data: dict[str, Any]) -> Any:
+    """``found.call(event, **data)`` without the ``partial`` and the copies."""
+    if found.awaitable:
+        return await found.callback(event, **found._prepare_kwargs(data))
+    return await found.call(event, **data)
+
+
+async def _result(found: FilterObject, event: TelegramObject, data: dict[str, Any]) -> Any:
+    """What aiogram's ``found.call(event, **data)`` returns, for less."""
+    callback: Any = found.callback
+    if found.magic is not None:
+        # A magic filter reads attributes of the event, nothing else.
+        if type(callback) is _InlineMagic:
+            return callback.resolve(event)
+        return found.magic.resolve(event)
+    kind = type(callback)
+    if kind is Command or kind is CommandStart:
+        if not _may_be_command(callback, event):
+            return False
+    elif kind is _OrFilter:
+        for target in callback.targets:
+            result = await _result(target, event, data)
+            if result:
+                return result if isinstance(result, dict) else bool(result)
+        return False
+    elif kind is _AndFilter:
+        final: dict[str, Any] = {}
+        for target in callback.targets:
+            result = await _result(target, event, data)
+            if not result:
+                return False
+            if isinstance(result, dict):
+                final.update(result)
+        return final or True
+    elif kind is _InvertFilter:
+        return not bool(await _result(callback.target, event, data))
+    return await _call(found, event, data)
+
+
+async def _check(
+    filters: list[FilterObject] | None, event: TelegramObject, data: dict[str, Any]
+) -> dict[str, Any] | None:
+    """aiogram's ``HandlerObject.check``: None when a filter fails, else the context
+    with what the filters added (``data`` itself when they added nothing; ``data`` is
+    never changed)."""
+    passed = data
+    for found in filters or ():
+        result = await _result(found, event, passed)
+        if not result:
+            return None
+        if isinstance(result, dict):
+            if passed is data:
+                passed = dict(data)
+            passed.update(result)
+    return passed
+
+
+async def _trigger(
+    observer: TelegramEventObserver, event: TelegramObject, kwargs: dict[str, Any]
+) -> Any:
+    """aiogram's ``TelegramEventObserver.trigger``: the first handler whose filters pass."""
+    if not observer.handlers:
+        return UNHANDLED
+    data = dict(kwargs)
+    for handler in observer.handlers:
+        data["handler"] = handler
+        passed = await _check(handler.filters, event, data)
+        if passed is None:
+            continue
+        if passed is not data:
+            data.update(passed)
+        try:
+            middlewares = observer._resolve_middlewares()
+            if middlewares:
+                wrapped = observer.outer_middleware.wrap_middlewares(middlewares, handler.call)
+                return await wrapped(event, data)
+            return await _call(handler, event, data)
+        except SkipHandler:
+            continue
+    return UNHANDLED
+
+
+class LeanRouter(Router):
+    """A router that walks its handlers and sub-routers as aiogram's does, minus the glue.
+
+    Same order, same filters, same context for filters and handlers; an observer with
+    outer middlewares, or a handler with inner ones, goes through aiogram's own code.
+    """
+
+    async def propagate_event(self, update_type: str, event: TelegramObject, **kwargs: Any) -> Any:
+        """Offer the event to this router's handlers, then to its sub-routers in order."""
+        kwargs["event_router"] = self
+        observer = self.observers.get(update_type)
+        if observer is not None:
+            if len(observer.outer_middleware):
+                return await super().propagate_event(update_type, event, **kwargs)
+            passed = await _check(observer._handler.filters, event, kwargs)
+            if passed is None:
+                return UNHANDLED
+            kwargs = passed
+            response = await _trigger(observer, event, kwargs)
+            if response is REJECTED:
+                return UNHANDLED
+            if response is not UNHANDLED:
+                return response
+        response = UNHANDLED
+        for router in self.sub_routers:
+            response = await router.propagate_event(update_type=update_type, event=event, **kwargs)
+            if response is not UNHANDLED:
+                break
+        return response
