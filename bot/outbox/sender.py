@@ -75,6 +75,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.outbox import method_from_payload
 from bot.outbox.limits import SendLimiter
 from bot.runtime.context import Services
+from bot.runtime.groupcommit import GroupCommit
 from storage.db import UnitOfWork
 from storage.repositories.outbox import OutboxRecord
 
@@ -181,128 +182,106 @@ def message_id_of(result: object) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    message_id: int
+    telegram_message_id: int | None
+
+
+_Write = _Attempt | _Sent | Callable[[UnitOfWork], Awaitable[Any]]
+
+
+def _retry_bookkeeping(error: Exception, attempt: int) -> float | None:
+    # A sent message whose mark was lost would come back "in doubt" and be sent again:
+    # a database hiccup is worth waiting out (about 6 s in all).
+    if not isinstance(error, SQLAlchemyError | OSError) or attempt >= 8:
+        return None
+    return min(0.05 * 2.0 ** (attempt - 1), 2.0)
+
+
 class _Writes:
     """Group commit: the bookkeeping of concurrent sends shares one transaction.
 
-    Each call queues its write and waits; one flush at a time writes everything
-    queued meanwhile. Under load a flush carries dozens of rows, so the sender
-    costs the database a few transactions per batch of messages, not two per
-    message. A failed transaction is retried: a sent message whose mark was lost
-    would come back "in doubt" and be sent again.
+    Under load a transaction carries dozens of rows, so the sender costs the database
+    a few transactions per batch of messages, not two per message. A failed
+    transaction is retried (see :func:`_retry_bookkeeping`).
     """
 
     def __init__(self, services: Services, worker_id: str, lease: timedelta) -> None:
         settings = services.settings
         self._chat_gap = timedelta(seconds=1 / settings.outbox_chat_rate_per_second)
         self._group_gap = timedelta(seconds=60 / settings.outbox_group_rate_per_minute)
-        self._database = services.database
         self._clock = services.clock
         self._worker_id = worker_id
         self._lease = lease
-        self._attempts: list[tuple[int, asyncio.Future[bool]]] = []
-        self._sent: list[tuple[int, int | None, asyncio.Future[bool]]] = []
-        self._other: list[tuple[Callable[[UnitOfWork], Awaitable[Any]], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self.flushes = 0
+        database = services.database
+        self._group: GroupCommit[_Write, Any] = GroupCommit(
+            self._write,
+            open=lambda _first: database.uow(),
+            name="outbox-writes",
+            retry=_retry_bookkeeping,
+            # A finished send queues its mark and frees room for the next attempt at
+            # the same moment: one turn of the loop lets both share a transaction.
+            first_turn=True,
+        )
+
+    @property
+    def flushes(self) -> int:
+        """Transactions written so far."""
+        return self._group.transactions
 
     async def attempt(self, message_id: int) -> bool:
         """Record an attempt; False when the row is no longer this worker's to send."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._attempts.append((message_id, future))
-        self._kick()
-        return await future
+        attempted: bool = await self._group.submit(_Attempt(message_id))
+        return attempted
 
     async def sent(self, message_id: int, telegram_message_id: int | None) -> bool:
         """Record a delivery; False when lease recovery took the row meanwhile."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._sent.append((message_id, telegram_message_id, future))
-        self._kick()
-        return await future
+        marked: bool = await self._group.submit(_Sent(message_id, telegram_message_id))
+        return marked
 
     async def run(self, write: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """Any other write, in the next flush."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._other.append((write, future))
-        self._kick()
-        return await future
+        """Any other write, in the next transaction."""
+        result: T = await self._group.submit(write)
+        return result
 
     async def idle(self) -> None:
         """Wait until everything queued is written."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._group.idle()
 
-    def _kick(self) -> None:
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_all(), name="outbox-writes")
-
-    async def _flush_all(self) -> None:
-        try:
-            while self._attempts or self._sent or self._other:
-                # One turn of the loop first: a finished send queues its mark and frees
-                # room for the next attempt at the same moment; both share a flush.
-                await asyncio.sleep(0)
-                attempts, self._attempts = self._attempts, []
-                sent, self._sent = self._sent, []
-                other, self._other = self._other, []
-                futures = [f for _, f in attempts] + [f for *_, f in sent] + [f for _, f in other]
-                try:
-                    outcome = await self._flush(attempts, sent, other)
-                except Exception as error:
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for future, value in zip(futures, outcome, strict=True):
-                    if not future.done():
-                        future.set_result(value)
-        finally:
-            self._flusher = None
-
-    async def _flush(
-        self,
-        attempts: list[tuple[int, asyncio.Future[bool]]],
-        sent: list[tuple[int, int | None, asyncio.Future[bool]]],
-        other: list[tuple[Callable[[UnitOfWork], Awaitable[Any]], asyncio.Future[Any]]],
-    ) -> list[Any]:
-        delay = 0.05
-        for trial in range(8):
-            try:
-                return await self._write(attempts, sent, other)
-            except (SQLAlchemyError, OSError) as error:
-                if trial == 7:
-                    raise
-                log.warning("outbox bookkeeping failed (%s); retrying", type(error).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")
-
-    async def _write(
-        self,
-        attempts: list[tuple[int, asyncio.Future[bool]]],
-        sent: list[tuple[int, int | None, asyncio.Future[bool]]],
-        other: list[tuple[Callable[[UnitOfWork], Awaitable[Any]], asyncio.Future[Any]]],
-    ) -> list[Any]:
-        async with self._database.uow() as uow:
-            now = self._clock.now()
-            outbox = uow.repos.outbox
-            attempted = await outbox.mark_attempts(
-                [message_id for message_id, _ in attempts],
-                worker_id=self._worker_id,
-                now=now,
-                lease_until=now + self._lease,
-            )
-            marked = await outbox.mark_sent(
-                {message_id: telegram_id for message_id, telegram_id, _ in sent},
-                worker_id=self._worker_id,
-                now=now,
-                chat_gap=self._chat_gap,
-                group_gap=self._group_gap,
-            )
-            results: list[Any] = [message_id in attempted for message_id, _ in attempts]
-            results += [message_id in marked for message_id, *_ in sent]
-            for write, _ in other:
+    async def _write(self, uow: UnitOfWork, writes: list[_Write]) -> list[Any]:
+        now = self._clock.now()
+        outbox = uow.repos.outbox
+        attempted = await outbox.mark_attempts(
+            [write.message_id for write in writes if isinstance(write, _Attempt)],
+            worker_id=self._worker_id,
+            now=now,
+            lease_until=now + self._lease,
+        )
+        marked = await outbox.mark_sent(
+            {
+                write.message_id: write.telegram_message_id
+                for write in writes
+                if isinstance(write, _Sent)
+            },
+            worker_id=self._worker_id,
+            now=now,
+            chat_gap=self._chat_gap,
+            group_gap=self._group_gap,
+        )
+        results: list[Any] = []
+        for write in writes:
+            if isinstance(write, _Attempt):
+                results.append(write.message_id in attempted)
+            elif isinstance(write, _Sent):
+                results.append(write.message_id in marked)
+            else:
                 results.append(await write(uow))
-        self.flushes += 1
         return results
 
 

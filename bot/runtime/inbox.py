@@ -18,10 +18,12 @@ from pydantic import ValidationError
 
 from bot import failpoints
 from bot.runtime.context import Services
+from bot.runtime.groupcommit import GroupCommit
 from bot.runtime.middlewares import Delivery
 from bot.runtime.processor import UpdateProcessor
 from bot.runtime.throttle import FloodGuard
 from bot.runtime.tuning import keep_response_models, run_magic_filters_inline
+from storage.db import UnitOfWork
 from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,13 @@ class Inbox:
         # ones first, so a chat's updates left from a previous run come first.
         self._recovered = asyncio.Event()
         self._recovered.set()
-        self._to_store: list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]] = []
-        self._storing: asyncio.Task[None] | None = None
+        self._stores: GroupCommit[Sequence[IncomingUpdate], list[IncomingUpdate]] = GroupCommit(
+            self._store_batch,
+            open=self._open_store,
+            name="inbox-store",
+            limit=ONE_INSERT,
+            size=len,
+        )
         # The reliability tests' crash point between storing and handling exists only
         # on the store-then-queue route: with it switched on, every update takes it.
         switched_on = os.environ.get(failpoints.ENVIRONMENT_VARIABLE, "").split(",")
@@ -124,64 +131,38 @@ class Inbox:
         return await self._store(updates)
 
     async def _store(self, updates: Sequence[IncomingUpdate]) -> list[int]:
-        """Store and queue updates; callers arriving meanwhile share the next transaction."""
-        waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._to_store.append((updates, waiter))
-        if self._storing is None:
-            self._storing = asyncio.create_task(self._store_waiting(), name="inbox-store")
-        return await waiter
+        """Store and queue updates; callers arriving meanwhile share the next statement."""
+        fresh = await self._stores.submit(updates)
+        failpoints.reach("after_store")
+        for item in fresh:
+            self.processor.submit(item)
+        return [item.update_id for item in fresh]
 
-    async def _store_waiting(self) -> None:
+    def _open_store(self, updates: Sequence[IncomingUpdate]) -> UnitOfWork:
+        # One INSERT is durable on its own; more take a transaction to be all-or-nothing.
         database = self._services.database
-        try:
-            while self._to_store:
-                one_insert = sum(len(updates) for updates, _ in self._to_store[:1]) <= ONE_INSERT
-                batch: list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]] = []
-                try:
-                    async with (
-                        database.single_statement() if one_insert else database.uow(urgent=True)
-                    ) as uow:
-                        # Taken once the unit of work is open (on SQLite, once the write
-                        # lock is ours): whoever arrived while it was busy joins in.
-                        batch = self._take(ONE_INSERT if one_insert else None)
-                        items: dict[int, IncomingUpdate] = {}
-                        for updates, _ in batch:
-                            for item in updates:
-                                items.setdefault(item.update_id, item)
-                        stored = await uow.repos.inbox.store(
-                            list(items.values()), self._services.clock.now()
-                        )
-                except Exception as error:
-                    for _, waiter in batch or self._take(None):
-                        if not waiter.done():
-                            waiter.set_exception(error)
-                    continue
-                failpoints.reach("after_store")
-                fresh = set(stored)
-                for updates, waiter in batch:
-                    new_ids = []
-                    for item in updates:
-                        if item.update_id in fresh:
-                            fresh.discard(item.update_id)
-                            new_ids.append(item.update_id)
-                            self.processor.submit(item)
-                    if not waiter.done():
-                        waiter.set_result(new_ids)
-        finally:
-            self._storing = None
+        return (
+            database.single_statement() if len(updates) <= ONE_INSERT else database.uow(urgent=True)
+        )
 
-    def _take(
-        self, limit: int | None
-    ) -> list[tuple[Sequence[IncomingUpdate], asyncio.Future[list[int]]]]:
-        """The waiting callers, first come first, up to ``limit`` updates (at least one
-        caller; every caller with ``None``)."""
-        taken, count = 0, 0
-        for updates, _ in self._to_store:
-            if taken and limit is not None and count + len(updates) > limit:
-                break
-            taken, count = taken + 1, count + len(updates)
-        batch, self._to_store = self._to_store[:taken], self._to_store[taken:]
-        return batch
+    async def _store_batch(
+        self, uow: UnitOfWork, batches: list[Sequence[IncomingUpdate]]
+    ) -> list[list[IncomingUpdate]]:
+        """Store the callers' updates in one statement; each caller's new ones (an id
+        sent twice is new to the first caller only)."""
+        items: dict[int, IncomingUpdate] = {}
+        for updates in batches:
+            for item in updates:
+                items.setdefault(item.update_id, item)
+        fresh = set(await uow.repos.inbox.store(list(items.values()), self._services.clock.now()))
+        new: list[list[IncomingUpdate]] = []
+        for updates in batches:
+            new.append([])
+            for item in updates:
+                if item.update_id in fresh:
+                    fresh.discard(item.update_id)
+                    new[-1].append(item)
+        return new
 
     def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
         """Drop what flooders send, before it costs any database work."""
