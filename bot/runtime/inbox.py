@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,9 @@ from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
 
+# Queued updates keep their parsed form (about 10 KB each, five times their JSON) only
+# while the backlog is short: a long one is parsed again when its turn comes.
+KEEP_PARSED_BACKLOG = 256
 # Rows SQLAlchemy sends in one INSERT (its insertmanyvalues page): a store of more is
 # several statements, so it takes a transaction to stay all-or-nothing.
 ONE_INSERT = 1000
@@ -135,6 +139,8 @@ class Inbox:
         fresh = await self._stores.submit(updates)
         failpoints.reach("after_store")
         for item in fresh:
+            if item.parsed is not None and self.processor.backlog >= KEEP_PARSED_BACKLOG:
+                item = replace(item, parsed=None)
             self.processor.submit(item)
         return [item.update_id for item in fresh]
 

@@ -31,6 +31,7 @@ class UpdateProcessor:
         self._run_now_limit = run_now_limit
         self._running = 0
         self._queues: dict[int, deque[IncomingUpdate]] = {}
+        self._backlog = 0
         self._workers: set[asyncio.Task[None]] = set()
         self._inline = 0
         self._idle = asyncio.Event()
@@ -46,6 +47,7 @@ class UpdateProcessor:
     def submit(self, update: IncomingUpdate) -> None:
         """Queue an update behind the others of its chat."""
         key = self._chat_key(update)
+        self._backlog += 1
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(update)
@@ -78,6 +80,7 @@ class UpdateProcessor:
             raise RuntimeError(f"chat {key} has updates queued: submit instead")
         queue = deque([update])
         self._queues[key] = queue
+        self._backlog += 1
         self._inline += 1
         self._idle.clear()
         try:
@@ -89,6 +92,7 @@ class UpdateProcessor:
                     self._running -= 1
         finally:
             queue.popleft()
+            self._backlog -= 1
             self._inline -= 1
             if queue:
                 self._start_worker(key)
@@ -125,13 +129,15 @@ class UpdateProcessor:
                     finally:
                         self._running -= 1
                 queue.popleft()
+                self._backlog -= 1
         finally:
+            self._backlog -= len(queue)  # cancelled: what is left stays pending in the inbox
             del self._queues[key]
 
     @property
     def backlog(self) -> int:
         """Updates queued or running."""
-        return sum(len(queue) for queue in self._queues.values())
+        return self._backlog
 
     async def join(self) -> None:
         """Wait until every queued update has been handled."""

@@ -10,6 +10,7 @@ import pytest
 from bot.app import build_runtime
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.runtime import inbox as inbox_module
 from bot.runtime.inbox import to_incoming
 from storage.migrate import upgrade
 from storage.records import IncomingUpdate
@@ -92,6 +93,44 @@ async def test_an_update_parsed_on_receipt_is_not_parsed_again(
         async with database.uow() as uow:
             assert (await uow.repos.inbox.stats()).done == 1
             assert await uow.repos.citizens.by_telegram_id(77) is not None
+    finally:
+        await runtime.bot.session.close()
+        await database.dispose()
+
+
+async def test_queued_updates_keep_their_parsed_form_only_while_the_backlog_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'backlog.db'}"
+    await upgrade(url)
+    runtime = build_runtime(
+        Settings(database_url=url), api_base="http://127.0.0.1:9", token=TEST_TOKEN
+    )
+    inbox, database = runtime.inbox, runtime.services.database
+    queued: list[IncomingUpdate] = []
+    monkeypatch.setattr(inbox.processor, "can_run_now", lambda _update: False)
+    monkeypatch.setattr(inbox.processor, "submit", queued.append)
+
+    def received(update_id: int) -> IncomingUpdate:
+        document = {
+            "update_id": update_id,
+            "message": {
+                "message_id": 1,
+                "date": 1_700_000_000,
+                "chat": {"id": update_id, "type": "private"},
+                "from": {"id": update_id, "is_bot": False, "first_name": "Ada"},
+                "text": "hello",
+            },
+        }
+        return to_incoming(inbox.parse(document), document)
+
+    try:
+        assert await inbox.receive([received(1)]) == [1]
+        monkeypatch.setattr(inbox_module, "KEEP_PARSED_BACKLOG", 0)
+        assert await inbox.receive([received(2)]) == [2]
+        assert [item.update_id for item in queued] == [1, 2]
+        assert queued[0].parsed is not None and queued[0].parsed.update_id == 1
+        assert queued[1].parsed is None and queued[1].payload["update_id"] == 2
     finally:
         await runtime.bot.session.close()
         await database.dispose()

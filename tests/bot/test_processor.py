@@ -83,3 +83,33 @@ async def test_close_cancels_what_does_not_finish_in_time() -> None:
     await asyncio.wait_for(started.wait(), 5)
     assert await processor.close(grace=0.01) is False
     assert processor.backlog == 0
+
+
+async def test_the_backlog_counts_what_is_queued_or_running_and_forgets_the_cancelled() -> None:
+    release = asyncio.Event()
+    inline_started = asyncio.Event()
+
+    async def handle(item: IncomingUpdate) -> None:
+        if item.update_id == 99:
+            inline_started.set()
+        await release.wait()
+
+    processor = UpdateProcessor(handle, max_concurrency=8)
+    for update_id, chat in [(1, 10), (2, 10), (3, 20), (4, 30)]:
+        processor.submit(update(update_id, chat))
+    inline = asyncio.create_task(processor.run_now(update(99, 40), handle))
+    await asyncio.wait_for(inline_started.wait(), 5)
+    assert processor.backlog == 5
+    release.set()
+    await asyncio.wait_for(asyncio.gather(inline, processor.join()), 5)
+    assert processor.backlog == 0
+
+    async def never_ends(_item: IncomingUpdate) -> None:
+        await asyncio.Event().wait()
+
+    stuck = UpdateProcessor(never_ends, max_concurrency=1)
+    for update_id, chat in [(1, 10), (2, 10), (3, 20)]:
+        stuck.submit(update(update_id, chat))
+    assert stuck.backlog == 3
+    assert await stuck.close(grace=0.01) is False
+    assert stuck.backlog == 0
