@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from dialogs.html import escape
 
@@ -36,6 +37,16 @@ def placeholders(template: str) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=1024)
+def _well_formed(template: str) -> bool:
+    # Templates are the flows' and the system's texts: few, and rendered again and again.
+    try:
+        placeholders(template)
+    except TemplateError:
+        return False
+    return True
+
+
 def shorten(text: str, limit: int) -> str:
     """Cut plain text to ``limit`` characters, marking the cut with an ellipsis."""
     if len(text) <= limit:
@@ -52,10 +63,10 @@ def render(
     plain text (a button label). A malformed template is rendered literally rather than
     failing: loading has already reported it, and a citizen should still get a message.
     """
+    if "{" not in template and "}" not in template:
+        return template  # most texts: nothing to fill in, nothing malformed
     quote: Callable[[str], str] = escape if html else str
-    try:
-        placeholders(template)
-    except TemplateError:
+    if not _well_formed(template):
         return quote(template)
 
     def substitute(match: re.Match[str]) -> str:

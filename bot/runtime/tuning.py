@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import Any
 
-from aiogram import Bot, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED, SkipHandler
 from aiogram.dispatcher.event.handler import CallableObject, FilterObject
@@ -313,3 +313,7 @@ class LeanRouter(Router):
             if response is not UNHANDLED:
                 break
         return response
+
+
+class LeanDispatcher(LeanRouter, Dispatcher):
+    """aiogram's dispatcher, walking its routers as :class:`LeanRouter` does."""

@@ -16,7 +16,12 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from magic_filter import MagicFilter
 
 from bot.handlers import include_routers
-from bot.runtime.tuning import LeanRouter, compile_magic, run_magic_filters_inline
+from bot.runtime.tuning import (
+    LeanDispatcher,
+    LeanRouter,
+    compile_magic,
+    run_magic_filters_inline,
+)
 
 STAFF_ID, CITIZEN_ID = 1, 2
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "bot"}
@@ -58,7 +63,7 @@ def _handler(log: Log, name: str, result: Any = None) -> Callable[..., Awaitable
     return handler
 
 
-def _tree(kind: type[Router]) -> tuple[Dispatcher, Log]:
+def _tree(kind: type[Router], root: type[Dispatcher] = Dispatcher) -> tuple[Dispatcher, Log]:
     """Routers exercising what aiogram's walk does: root filters that add to the
     context, logic filters, synchronous filters, SkipHandler, REJECTED, inner and outer
     middlewares, nesting."""
@@ -127,7 +132,7 @@ def _tree(kind: type[Router]) -> tuple[Dispatcher, Log]:
     last.message.register(_handler(log, "last_message"))
     last.callback_query.register(_handler(log, "last_button"))
 
-    dispatcher = Dispatcher(disable_fsm=True)
+    dispatcher = root(disable_fsm=True)
     dispatcher.include_routers(first, second, last)
     run_magic_filters_inline(dispatcher)
     return dispatcher, log
@@ -197,10 +202,11 @@ def _updates() -> list[dict[str, Any]]:
     return updates
 
 
-async def test_a_lean_router_routes_as_aiograms_router_does() -> None:
+@pytest.mark.parametrize("root", [Dispatcher, LeanDispatcher])
+async def test_a_lean_router_routes_as_aiograms_router_does(root: type[Dispatcher]) -> None:
     bot = Bot("42:TEST")
     plain, plain_log = _tree(Router)
-    lean, lean_log = _tree(LeanRouter)
+    lean, lean_log = _tree(LeanRouter, root)
     try:
         for document in _updates():
             update = Update.model_validate(document, context={"bot": bot})
