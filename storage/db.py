@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -18,16 +19,19 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy import event, text, util
+from sqlalchemy.engine import URL, Result, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.asyncio.result import _ensure_sync_result
 from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
 from storage import inline_sqlite
 from storage.repositories import ReferenceCache, Repositories
@@ -79,8 +83,12 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # Straight to sqlite3 when the lock is free (nearly always); through the engine,
     # which waits for it without blocking the event loop, when another process has it.
     driver = conn.connection.driver_connection
-    if isinstance(driver, inline_sqlite.Connection) and driver.try_begin_immediate():
-        return
+    if isinstance(driver, inline_sqlite.Connection):
+        if driver.begun:  # by a unit of work, just now (see _WriterSession._begin)
+            driver.begun = False
+            return
+        if driver.try_begin_immediate():
+            return
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -168,6 +176,111 @@ class _WriteLock:
         self._held = False
 
 
+# What AsyncSession.execute asks of every statement: rows read before it returns.
+_PREBUFFER = util.immutabledict({"prebuffer_rows": True})
+
+
+class _WriterSession(AsyncSession):
+    """SQLite: a unit of work's session on the kept connection, run without greenlets.
+
+    SQLAlchemy's asyncio layer runs each call in a new greenlet (several µs, more on a
+    deep stack) so that a driver may wait. The inline driver (storage.inline_sqlite)
+    waits only for another process's lock, and in a transaction that holds SQLite's
+    write lock (BEGIN IMMEDIATE) there is no lock left to wait for: there a statement
+    runs as a synchronous application runs it. Taking that lock is tried the same
+    way, and waited for through the greenlet when another process holds it.
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(bind=connection, expire_on_commit=False, autoflush=False)
+        self._kept = connection
+        driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        assert isinstance(driver, inline_sqlite.Connection)
+        self._driver = driver
+
+    async def _begin(self) -> None:
+        driver = self._driver
+        if driver.in_transaction:  # left over by something cut short: not ours
+            driver.rollback()
+        if not driver.try_begin_immediate():
+            # Another process holds the lock: wait for it without blocking the event loop.
+            await greenlet_spawn(self.sync_session.connection)
+            return
+        driver.begun = True  # the begin event has nothing more to do
+        try:
+            self.sync_session.connection()
+            began = not driver.begun and self._kept.in_transaction()
+        except BaseException:
+            driver.rollback()
+            raise
+        finally:
+            driver.begun = False
+        if not began:  # the session did not begin (it held the connection already)
+            driver.rollback()
+            raise RuntimeError("the session's connection is in no transaction")
+
+    @property
+    def in_write_transaction(self) -> bool:
+        """True while the session's transaction holds SQLite's write lock."""
+        return self._kept.in_transaction() and self._driver.in_transaction
+
+    async def execute(
+        self,
+        statement: Any,
+        params: Any = None,
+        *,
+        execution_options: Any = util.EMPTY_DICT,
+        bind_arguments: Any = None,
+        **kw: Any,
+    ) -> Result[Any]:
+        """:meth:`AsyncSession.execute`, run in place once the write lock is held."""
+        if not self.in_write_transaction:
+            if self._kept.in_transaction():  # SQLite ended it (an I/O error, say)
+                return await self._in_greenlet(
+                    statement, params, execution_options, bind_arguments, kw
+                )
+            await self._begin()
+        options = (
+            util.immutabledict(execution_options).union(_PREBUFFER)
+            if execution_options
+            else _PREBUFFER
+        )
+        try:
+            result = self.sync_session.execute(
+                statement,
+                params=params,
+                execution_options=options,
+                bind_arguments=bind_arguments,
+                **kw,
+            )
+        except OperationalError as error:
+            # Not expected with the write lock held; the statement did not run, and
+            # the greenlet's way waits for the lock.
+            if not (
+                isinstance(error.orig, sqlite3.OperationalError) and inline_sqlite._busy(error.orig)
+            ):
+                raise
+            return await self._in_greenlet(statement, params, execution_options, bind_arguments, kw)
+        return await _ensure_sync_result(result, self.execute)
+
+    async def _in_greenlet(
+        self,
+        statement: Any,
+        params: Any,
+        execution_options: Any,
+        bind_arguments: Any,
+        kw: dict[str, Any],
+    ) -> Result[Any]:
+        result: Result[Any] = await super().execute(
+            statement,
+            params,
+            execution_options=execution_options,
+            bind_arguments=bind_arguments,
+            **kw,
+        )
+        return result
+
+
 class Database:
     """One engine and its session factory; build it once at start-up."""
 
@@ -187,9 +300,9 @@ class Database:
                 inline_sqlite.Checkpointer(path) if path != ":memory:" else None
             )
             self.engine: AsyncEngine = create_async_engine(
-                self.url,
+                self.url.set(drivername=f"sqlite+{inline_sqlite.DRIVER}"),
                 echo=echo,
-                async_creator=inline_sqlite.connector(path, self.checkpointer),
+                creator=inline_sqlite.connector(path, self.checkpointer),
             )
             sync_engine = self.engine.sync_engine
             event.listen(sync_engine, "connect", _sqlite_pragmas)
@@ -241,6 +354,9 @@ class Database:
             )
         )
         self._write_lock = _WriteLock() if self.is_sqlite else None
+        # SQLite: the one connection writers use in turn (the write lock serialises
+        # them), kept open: no pool checkout and return per transaction.
+        self._writer: AsyncConnection | None = None
         # The catalogue and the areas, read once and kept (see storage.repositories._reference).
         self.reference_cache = ReferenceCache()
 
@@ -287,6 +403,21 @@ class Database:
         finally:
             self._write_lock.release()
 
+    async def _writer_session(self) -> _WriterSession:
+        """SQLite, with the write lock held: a new session on the kept connection."""
+        connection = self._writer
+        if connection is not None and (connection.closed or connection.invalidated):
+            self._writer = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+            connection = None
+        if connection is None:
+            connection = await self.engine.connect()
+            self._writer = connection
+        elif connection.in_transaction():  # a unit of work cut short before its end
+            await connection.rollback()
+        return _WriterSession(connection)
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -300,6 +431,9 @@ class Database:
         """Close every pooled connection (after the running checkpoint, if any)."""
         if self.checkpointer is not None:
             await self.checkpointer.wait()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close()
         for engine in self.engines:
             await engine.dispose()
 
@@ -343,12 +477,14 @@ class UnitOfWork:
         await self._lock_cm.__aenter__()
         try:
             if self._reader:
-                sessions = database._reader_sessions
+                self.session = database._reader_sessions()
+            elif database._write_lock is not None:
+                self.session = await database._writer_session()
             elif self._autocommit:
-                sessions = database._autocommit_sessions
+                self.session = database._autocommit_sessions()
             else:
                 sessions = database._urgent_sessions if self._urgent else database.sessions
-            self.session = sessions()
+                self.session = sessions()
             # A reader's snapshot may predate an edit that already dropped the kept
             # copy: what it reads of the catalogue is not kept.
             cache = None if self._reader else database.reference_cache
@@ -368,20 +504,38 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        session = self.session
+        wrote = isinstance(session, _WriterSession) and session.in_write_transaction
+        inline = wrote or (
+            isinstance(session, _WriterSession) and not session.sync_session.in_transaction()
+        )
         try:
             if exc_type is None and not self._reader:
-                # One hop into SQLAlchemy's greenlet for both, not one each.
-                await self.session.run_sync(_commit_and_close)
-                changed = changed_in(self.session)
+                if inline:
+                    # Nothing left to wait for (see _WriterSession): no greenlet.
+                    _commit_and_close(session.sync_session)
+                else:
+                    # One hop into SQLAlchemy's greenlet for both, not one each.
+                    await session.run_sync(_commit_and_close)
+                changed = changed_in(session)
                 if changed:
                     self._database.reference_cache.invalidate(changed)
+            elif inline:
+                try:
+                    session.sync_session.rollback()
+                finally:
+                    session.sync_session.close()
             else:
                 try:
-                    await self.session.rollback()
+                    await session.rollback()
                 finally:
-                    await self.session.close()
+                    await session.close()
         finally:
             await self._lock_cm.__aexit__(exc_type, exc, traceback)
+        if wrote and exc_type is None:
+            # The driver's commit yields to the other tasks only inside a greenlet: a
+            # worker looping over small transactions must not keep the event loop.
+            await asyncio.sleep(0)
 
     async def flush(self) -> None:
         """Send pending ORM changes to the database inside the transaction."""

@@ -1,16 +1,20 @@
-"""SQLite for the asyncio engine without a thread hop per call.
+"""SQLite for the asyncio engine without a thread hop, and without a coroutine, per call.
 
 aiosqlite runs every call (cursor, execute, fetch, close, commit) in a thread of its
 own and wakes the event loop when it is done: three or four round trips between
 threads per statement, about 1 ms of CPU and 2 ms of waiting on a small machine,
-while the statement itself takes microseconds. Here the same aiosqlite-shaped
-objects, which SQLAlchemy's aiosqlite dialect drives, call :mod:`sqlite3` directly.
+while the statement itself takes microseconds. SQLAlchemy's asyncio adapters for a
+driver that runs inline still cost a greenlet switch and a coroutine per call (three
+per statement). Here :class:`InlineSQLiteDialect` is SQLAlchemy's own :mod:`sqlite3`
+dialect, declared asynchronous so that the asyncio engine accepts it: SQLAlchemy
+calls :mod:`sqlite3` directly from its greenlet, as a synchronous application
+would, and leaves it only to wait.
 
 The one call that can wait long is taking a lock another process holds: the
 connection's ``busy_timeout`` is 0 and a busy statement (which SQLite did not run)
-is retried with ``asyncio.sleep`` instead, so the event loop never blocks on it.
-Writes of this process are serialised by the database's write lock before they
-reach SQLite (see :mod:`storage.db`).
+is retried after an ``asyncio.sleep``, awaited from SQLAlchemy's greenlet, so the
+event loop never blocks on it. Writes of this process are serialised by the
+database's write lock before they reach SQLite (see :mod:`storage.db`).
 
 The other is a WAL checkpoint: SQLite runs one in the commit that makes the log
 long enough, copying pages and syncing the file (milliseconds, up to 0.1 s under
@@ -26,15 +30,27 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import pool
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.util import await_
+from sqlalchemy.util.concurrency import in_greenlet
 
 BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's lock
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.001, 0.05
 # About SQLite's own 1000-page threshold: a report flow's commit writes a few pages.
 CHECKPOINT_EVERY = 200
+DRIVER = "citizenbot_inline"
+"""The driver name of :class:`InlineSQLiteDialect` in an engine URL (``sqlite+...``)."""
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -44,17 +60,28 @@ def _busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
-async def _patiently(call: Callable[[], Any]) -> Any:
+def _patiently(call: Callable[[], T]) -> T:
+    """``call()``, retried while another process holds the lock it needs.
+
+    The first attempt costs nothing extra. Waiting is an ``asyncio.sleep`` awaited
+    from SQLAlchemy's greenlet; outside one, a busy error is raised at once rather
+    than block the event loop.
+    """
+    try:
+        return call()
+    except sqlite3.OperationalError as error:
+        if not _busy(error) or not in_greenlet():
+            raise
     deadline = time.monotonic() + BUSY_TIMEOUT
     pause = _FIRST_PAUSE
     while True:
+        await_(asyncio.sleep(pause))
+        pause = min(pause * 2, _LONGEST_PAUSE)
         try:
             return call()
         except sqlite3.OperationalError as error:
             if not _busy(error) or time.monotonic() >= deadline:
                 raise
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, _LONGEST_PAUSE)
 
 
 def checkpoint(path: str) -> None:
@@ -99,175 +126,156 @@ class Checkpointer:
             await asyncio.shield(self._running)
 
 
-class _InlineQueue:
-    """Stands in for aiosqlite's request queue, which SQLAlchemy uses directly once."""
+class _Ready:
+    """An awaitable that is done at once."""
 
-    def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            future.set_result(function())
-        except Exception as error:
-            future.set_exception(error)
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
 
 
-class Cursor:
-    """An aiosqlite-shaped cursor over a :class:`sqlite3.Cursor`."""
+_READY = _Ready()
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
 
-    async def __aenter__(self) -> Cursor:
-        return self
+class Cursor(sqlite3.Cursor):
+    """A :class:`sqlite3.Cursor` whose statements wait for another process's lock."""
 
-    async def __aexit__(self, *_exc: object) -> None:
-        self._cursor.close()
+    # The rows of a result handed to asyncio code (see _async_soft_close), else None.
+    _buffered: deque[Any] | None = None
 
-    async def execute(self, sql: str, parameters: Any = ()) -> Cursor:
+    async def _async_soft_close(self) -> None:
+        # SQLAlchemy's asyncio layer calls this before it returns a result outside the
+        # greenlet. Read the rows now, as aiosqlite's adapter does: the statement
+        # ends here, not whenever the caller gets round to the rows.
+        if self.description is not None:
+            self._buffered = deque(super().fetchall())
+
+    def fetchone(self) -> Any:
+        """The next row."""
+        if self._buffered is None:
+            return super().fetchone()
+        return self._buffered.popleft() if self._buffered else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        """The next ``size`` rows."""
+        if size is None:
+            size = self.arraysize
+        if self._buffered is None:
+            return super().fetchmany(size)
+        rows = self._buffered
+        return [rows.popleft() for _ in range(min(size, len(rows)))]
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        if self._buffered is None:
+            return super().fetchall()
+        rows = list(self._buffered)
+        self._buffered.clear()
+        return rows
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         """Run one statement (retried while another process holds the lock)."""
-        await _patiently(lambda: self._cursor.execute(sql, parameters))
-        return self
+        self._buffered = None
+        result = _patiently(lambda: super(Cursor, self).execute(sql, parameters))
+        if in_greenlet():
+            # SQLAlchemy's AsyncConnection insists that a statement awaited something.
+            await_(_READY)
+        return result
 
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Cursor:
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         """Run one statement for each parameter set."""
         rows = list(parameters)
-        await _patiently(lambda: self._cursor.executemany(sql, rows))
-        return self
-
-    async def fetchone(self) -> Any:
-        """The next row."""
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        """The next ``size`` rows."""
-        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
-
-    async def fetchall(self) -> list[Any]:
-        """The remaining rows."""
-        return self._cursor.fetchall()
-
-    async def close(self) -> None:
-        """Close the cursor."""
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        """The DB-API description of the last statement."""
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        """Rows changed by the last statement."""
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        """The rowid of the last inserted row."""
-        return self._cursor.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        """Rows fetched by default by :meth:`fetchmany`."""
-        return self._cursor.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
+        self._buffered = None
+        result = _patiently(lambda: super(Cursor, self).executemany(sql, rows))
+        if in_greenlet():
+            await_(_READY)
+        return result
 
 
-class Connection:
-    """An aiosqlite-shaped connection over a :class:`sqlite3.Connection`."""
+class Connection(sqlite3.Connection):
+    """A :class:`sqlite3.Connection` for the event loop (see the module's docstring)."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, checkpointer: Checkpointer | None = None
-    ) -> None:
-        self._conn: sqlite3.Connection | None = connection
-        self._tx = _InlineQueue()
-        self._checkpointer = checkpointer
+    checkpointer: Checkpointer | None = None
+    # Set by a caller that ran BEGIN IMMEDIATE itself just before SQLAlchemy begins.
+    begun: bool = False
 
-    @property
-    def _connection(self) -> sqlite3.Connection | None:
-        return self._conn
-
-    @property
-    def _live(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise ValueError("no active connection")
-        return self._conn
-
-    @property
-    def isolation_level(self) -> str | None:
-        """The sqlite3 module's transaction handling (None: ours)."""
-        return self._live.isolation_level
-
-    def cursor(self) -> Cursor:
-        """A new cursor (aiosqlite returns an awaitable context manager; so do we)."""
-        return Cursor(self._live.cursor())
-
-    async def execute(self, sql: str, parameters: Any = ()) -> Cursor:
-        """Run one statement on a new cursor."""
-        cursor = self.cursor()
-        return await cursor.execute(sql, parameters)
+    def cursor(self, factory: Any = Cursor) -> Any:
+        """A new :class:`Cursor`."""
+        return super().cursor(factory)
 
     def try_begin_immediate(self) -> bool:
         """Start a write transaction at once; False when another process holds the lock.
 
-        A plain call, for SQLAlchemy's synchronous ``begin`` event: a statement run
-        through the engine there costs more than the transaction's other statements.
-        On False nothing changed, and the caller waits for the lock as any statement
-        does (:meth:`Cursor.execute`).
+        For SQLAlchemy's ``begin`` event: on False nothing changed, and the caller
+        waits for the lock as any statement does (:meth:`Cursor.execute`).
         """
         try:
-            self._live.execute("BEGIN IMMEDIATE")
+            super().execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             if _busy(error):
                 return False
             raise
         return True
 
-    async def commit(self) -> None:
+    def commit(self) -> None:
         """Commit the transaction, then let the other tasks run.
 
-        Without a thread hop nothing here suspends, so a worker looping over many
-        small transactions (a batch of follow-ups, say) would keep the event loop
-        to itself: updates and other workers wait. One yield per transaction keeps
-        the process fair for the price of a loop turn.
+        Nothing here suspends otherwise, so a worker looping over many small
+        transactions (a batch of follow-ups, say) would keep the event loop to
+        itself: updates and other workers wait. One yield per transaction keeps the
+        process fair for the price of a loop turn. Outside SQLAlchemy's greenlet (a
+        unit of work's commit, see storage.db) the caller yields instead.
         """
-        await _patiently(self._live.commit)
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
-        await asyncio.sleep(0)
-
-    async def rollback(self) -> None:
-        """Roll the transaction back."""
-        self._live.rollback()
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        """Register a SQL function."""
-        self._live.create_function(*args, **kwargs)
-
-    async def close(self) -> None:
-        """Close the connection (again is fine)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def stop(self) -> None:
-        """Close at once (SQLAlchemy's terminate)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        _patiently(super().commit)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        if in_greenlet():
+            await_(asyncio.sleep(0))
 
 
-def connector(path: str, checkpointer: Checkpointer | None = None) -> Callable[[], Any]:
-    """An ``async_creator`` for ``create_async_engine``: a new connection to ``path``.
+class _ExecutionContext(SQLiteExecutionContext):
+    def create_server_side_cursor(self) -> Any:
+        # sqlite3 steps a statement as its rows are fetched: any cursor streams.
+        return self._dbapi_connection.cursor()
+
+
+class InlineSQLiteDialect(SQLiteDialect_pysqlite):
+    """SQLAlchemy's sqlite3 dialect for the asyncio engine, over :class:`Connection`."""
+
+    driver = DRIVER
+    is_async = True
+    has_terminate = True
+    supports_statement_cache = True
+    supports_server_side_cursors = True
+    execution_ctx_cls = _ExecutionContext
+
+    @classmethod
+    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
+        """The asyncio pool, as for aiosqlite (one shared connection in memory)."""
+        if cls._is_url_file_db(url):
+            return pool.AsyncAdaptedQueuePool
+        return pool.StaticPool
+
+    def do_terminate(self, dbapi_connection: Any) -> None:
+        """Close at once (closing never waits here)."""
+        dbapi_connection.close()
+
+
+registry.register(f"sqlite.{DRIVER}", __name__, "InlineSQLiteDialect")
+
+
+def connector(path: str, checkpointer: Checkpointer | None = None) -> Callable[[], Connection]:
+    """A ``creator`` for an engine of :class:`InlineSQLiteDialect`: a connection to ``path``.
 
     With a ``checkpointer``, the connection leaves checkpoints to it.
     """
 
-    async def connect() -> Connection:
-        connection = sqlite3.connect(path, check_same_thread=False, timeout=0)
+    def connect() -> Connection:
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=0, factory=Connection)
         if checkpointer is not None:
             connection.execute("PRAGMA wal_autocheckpoint=0")
-        return Connection(connection, checkpointer)
+            connection.checkpointer = checkpointer
+        return connection
 
     return connect
