@@ -116,6 +116,9 @@ class Outgoing:
         """Write the calls added with ``keep`` to the outbox as being sent by
         ``worker_id``, in the update's transaction (one statement, none when there are
         none), so that they survive a crash before :meth:`flush`."""
+        if not self._to_keep:  # most updates: not even the outbox repository is needed
+            self._kept = {}
+            return
         rows, positions = [], []
         for position in sorted(self._to_keep):
             method = self._methods[position]
