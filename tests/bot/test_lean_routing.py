@@ -11,7 +11,15 @@ import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.dispatcher.event.bases import REJECTED, SkipHandler
 from aiogram.dispatcher.event.handler import HandlerObject
-from aiogram.filters import Command, CommandStart, Filter, and_f, invert_f, or_f
+from aiogram.filters import (
+    Command,
+    CommandStart,
+    ExceptionTypeFilter,
+    Filter,
+    and_f,
+    invert_f,
+    or_f,
+)
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from magic_filter import MagicFilter
 
@@ -84,6 +92,11 @@ def _tree(kind: type[Router], root: type[Dispatcher] = Dispatcher) -> tuple[Disp
 
     second = kind(name="second")
     second.message.filter(_private)
+
+    async def boom(message: Message) -> None:
+        raise ValueError(message.text)
+
+    second.message.register(boom, F.text == "boom")
     second.message.register(_handler(log, "second_start"), CommandStart())
     second.message.register(
         _handler(log, "second_x"), and_f(F.text.startswith("x"), F.text.as_("word"))
@@ -131,6 +144,8 @@ def _tree(kind: type[Router], root: type[Dispatcher] = Dispatcher) -> tuple[Disp
     last = kind(name="last")
     last.message.register(_handler(log, "last_message"))
     last.callback_query.register(_handler(log, "last_button"))
+    # A failing handler's error travels the routers as an "error" event.
+    last.error.register(_handler(log, "last_error"), ExceptionTypeFilter(ValueError))
 
     dispatcher = root(disable_fsm=True)
     dispatcher.include_routers(first, second, last)
@@ -165,6 +180,7 @@ def _updates() -> list[dict[str, Any]]:
         "skip",
         "other",
         "hello",
+        "boom",
         "a long message that goes on and on and on, past forty characters",
     ]
     contents: list[dict[str, Any]] = [{"text": text} for text in texts]
@@ -234,6 +250,7 @@ async def test_a_lean_router_routes_as_aiograms_router_does(root: type[Dispatche
         "other_hello",
         "last_message",
         "last_button",
+        "last_error",
     }
 
 
