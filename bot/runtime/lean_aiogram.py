@@ -10,10 +10,18 @@ models, about 100 MB less.
 
 It must run before anything imports aiogram, so ``bot/__init__.py`` calls it.
 ``CITIZENBOT_EAGER_AIOGRAM=1`` turns it off.
+
+Every aiogram object (an update's message, its chat, each button; each Bot API call)
+ends its construction in ``model_post_init``, which binds it to the bot. pydantic
+wraps that method once per class level (``TelegramObject``, ``Message``...), each
+wrapper initialising the private attributes again, all in Python: about half the cost
+of parsing an update. :func:`bind_bot_directly` gives the classes one function with
+the same effect (``_bot`` is aiogram's only private attribute).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import typing
@@ -30,9 +38,51 @@ def _aiogram_models(root: type[Any]) -> Iterator[type[Any]]:
         yield from _aiogram_models(child)
 
 
+def _bind_bot(self: Any, context: Any, /) -> None:
+    """What pydantic's wrappers around ``BotContextController.model_post_init`` do."""
+    bot = context.get("bot") if context else None
+    private = getattr(self, "__pydantic_private__", None)
+    if private is None:
+        object.__setattr__(self, "__pydantic_private__", {"_bot": bot})
+    else:
+        private["_bot"] = bot
+
+
+_ORIGINAL_POST_INIT: list[Any] = []  # aiogram's own, unwrapped (found once)
+
+
+def bind_bot_directly() -> int:
+    """Give aiogram's model classes :func:`_bind_bot` as ``model_post_init``; returns how
+    many changed. A class with other private attributes or its own post-init keeps
+    pydantic's; so do subclasses made later, until this runs again."""
+    from aiogram.client.context_controller import BotContextController
+
+    if not _ORIGINAL_POST_INIT:
+        _ORIGINAL_POST_INIT.append(inspect.unwrap(BotContextController.model_post_init))
+    ours = (_ORIGINAL_POST_INIT[0], _bind_bot)
+    changed = 0
+    models: list[type[Any]] = [BotContextController, *_subclasses(BotContextController)]
+    for model in models:
+        current = model.model_post_init
+        if current is _bind_bot or set(model.__private_attributes__) != {"_bot"}:
+            continue
+        # Subclasses made after a first run wrap _bind_bot itself.
+        if inspect.unwrap(current) in ours:
+            model.model_post_init = _bind_bot
+            changed += 1
+    return changed
+
+
+def _subclasses(root: type[Any]) -> Iterator[type[Any]]:
+    for child in root.__subclasses__():
+        yield child
+        yield from _subclasses(child)
+
+
 def install() -> bool:
     """Import aiogram with deferred models; False when it was imported already (or off)."""
     if "aiogram" in sys.modules or os.environ.get(ENVIRONMENT_VARIABLE):
+        bind_bot_directly()
         return False
     from pydantic import BaseModel
     from pydantic._internal import _config
@@ -74,4 +124,5 @@ def install() -> bool:
     for model in _aiogram_models(BaseModel):
         # Read when the model is built; generic models made later (Response[T]) inherit it.
         model.__pydantic_parent_namespace__ = namespace
+    bind_bot_directly()
     return True
