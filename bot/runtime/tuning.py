@@ -2,7 +2,8 @@
 
 * aiogram runs a synchronous filter in a worker thread (``asyncio.to_thread``), so
   each ``F.…`` magic filter on the way to a handler costs two thread switches. A
-  magic filter only reads attributes of the event: it runs inline here instead.
+  magic filter only reads attributes of the event: it runs inline here instead, as a
+  plain function where its operations allow (:func:`compile_magic`).
 * aiogram parses every Bot API answer with ``Response[T]``; pydantic keeps such
   parametrised models only weakly, so after a garbage collection the next call builds
   the model class again (about 10 ms each). A request middleware keeps them alive,
