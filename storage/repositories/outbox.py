@@ -49,9 +49,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import Citizen, OutboxMessage
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts, serialize
@@ -155,6 +157,33 @@ class OutboxStats:
 _COLUMNS = tuple(column.name for column in _T.c)
 
 
+def _enqueue(insert: Any) -> Any:
+    # A table's statement built once, not an entity's per call: SQLAlchemy's ORM
+    # insert machinery and a new statement's cache key cost ten times the insert.
+    return (
+        insert(_T)
+        .values(
+            chat_id=bindparam("p_chat_id", type_=_T.c.chat_id.type),
+            citizen_id=bindparam("p_citizen_id", type_=_T.c.citizen_id.type),
+            kind=bindparam("p_kind", type_=_T.c.kind.type),
+            method=bindparam("p_method", type_=_T.c.method.type),
+            payload=bindparam("p_payload", type_=_T.c.payload.type),
+            priority=bindparam("p_priority", type_=_T.c.priority.type),
+            status=PENDING,
+            not_before=bindparam("p_not_before", type_=_T.c.not_before.type),
+            attempts=0,
+            idempotency_key=bindparam("p_idempotency_key", type_=_T.c.idempotency_key.type),
+            broadcast_id=bindparam("p_broadcast_id", type_=_T.c.broadcast_id.type),
+            created_at=bindparam("p_now", type_=_T.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(_T.c.id)
+    )
+
+
+_ENQUEUE = {"sqlite": _enqueue(sqlite.insert), "postgresql": _enqueue(postgresql.insert)}
+
+
 def _record(row: Row[Any]) -> OutboxRecord:
     # Plain tuple access: a claim turns hundreds of rows into records at a time.
     values = dict(zip(_COLUMNS, row, strict=True))
@@ -174,7 +203,7 @@ def _error_keeping_doubt(error: str) -> Any:
     )
 
 
-def _attempted_by(worker_id: str) -> Any:
+def _attempted_by(worker_id: str | BindParameter[Any]) -> Any:
     """Rows this worker is sending, and rows lease recovery queued for an in-doubt resend
     that no one claimed yet (the confirmation of the first attempt came in time)."""
     return or_(
@@ -191,6 +220,28 @@ def _lease_expired(now: datetime, worker_id: str | None, leased_before: datetime
     if leased_before is not None:
         own = and_(own, _T.c.lease_until <= leased_before)
     return or_(expired, own)
+
+
+# Built once too: every update whose replies are kept runs both.
+_START_SENDING = insert(_T).returning(_T.c.id, sort_by_parameter_order=True)
+
+
+def _finish_sent(dialect: str) -> Any:
+    # The same statement as OutboxRepository._ids and _attempted_by build, with the
+    # ids and the worker as parameters.
+    if dialect == "postgresql":
+        picked = (
+            func.unnest(bindparam("p_ids", type_=ARRAY(BigInteger)))
+            .table_valued("id")
+            .render_derived(name="picked")
+        )
+        listed: Any = _T.c.id == picked.c.id
+    else:
+        listed = _T.c.id.in_(bindparam("p_ids", expanding=True))
+    return delete(_T).where(listed, _attempted_by(bindparam("p_worker_id")))
+
+
+_FINISH_SENT = {dialect: _finish_sent(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 class OutboxRepository:
@@ -231,25 +282,21 @@ class OutboxRepository:
         broadcast_id: int | None = None,
     ) -> int | None:
         """Queue one message; None when a message with the same idempotency key exists."""
-        statement = (
-            insert_ignoring_conflicts(self._session, OutboxMessage, ["idempotency_key"])
-            .values(
-                chat_id=chat_id,
-                citizen_id=citizen_id,
-                kind=kind,
-                method=method,
-                payload=payload,
-                priority=priority,
-                status=PENDING,
-                not_before=not_before or now,
-                attempts=0,
-                idempotency_key=idempotency_key,
-                broadcast_id=broadcast_id,
-                created_at=now,
-            )
-            .returning(OutboxMessage.id)
+        result = await self._session.execute(
+            _ENQUEUE[dialect_name(self._session)],
+            {
+                "p_chat_id": chat_id,
+                "p_citizen_id": citizen_id,
+                "p_kind": kind,
+                "p_method": method,
+                "p_payload": payload,
+                "p_priority": priority,
+                "p_not_before": not_before or now,
+                "p_idempotency_key": idempotency_key,
+                "p_broadcast_id": broadcast_id,
+                "p_now": now,
+            },
         )
-        result = await self._session.execute(statement)
         new_id = result.scalar()
         return None if new_id is None else int(new_id)
 
@@ -329,9 +376,7 @@ class OutboxRepository:
             }
             for message in messages
         ]
-        result = await self._session.execute(
-            insert(_T).returning(_T.c.id, sort_by_parameter_order=True), rows
-        )
+        result = await self._session.execute(_START_SENDING, rows)
         return [int(row_id) for row_id in result.scalars().all()]
 
     async def finish_sent(self, ids: Sequence[int], *, worker_id: str) -> int:
@@ -343,7 +388,8 @@ class OutboxRepository:
         if not ids:
             return 0
         result = await self._session.execute(
-            delete(_T).where(self._ids(ids), _attempted_by(worker_id))
+            _FINISH_SENT[dialect_name(self._session)],
+            {"p_ids": list(ids), "p_worker_id": worker_id},
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
