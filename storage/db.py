@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event, text, util
-from sqlalchemy.engine import URL, Result, make_url
+from sqlalchemy.engine import URL, Engine, Result, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -218,6 +218,10 @@ class _WriterSession(AsyncSession):
         if not began:  # the session did not begin (it held the connection already)
             driver.rollback()
             raise RuntimeError("the session's connection is in no transaction")
+
+    def get_bind(self, *_args: Any, **_kw: Any) -> Engine:
+        """The engine, as for the other sessions (not the kept connection under it)."""
+        return self._kept.sync_engine
 
     @property
     def in_write_transaction(self) -> bool:

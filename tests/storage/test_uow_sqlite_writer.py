@@ -166,3 +166,9 @@ async def test_a_disposed_database_closes_the_kept_connection(database: Database
     assert kept is not None
     await database.dispose()
     assert kept.closed and database._writer is None
+
+
+async def test_the_session_names_the_engine_as_its_bind(database: Database) -> None:
+    async with database.uow() as uow:
+        await uow.repos.citizens.by_telegram_id(1)
+        assert uow.session.get_bind() is database.engine.sync_engine
