@@ -67,6 +67,36 @@ def to_incoming(update: Update, payload: dict[str, Any] | None = None) -> Incomi
     )
 
 
+def sender_of(document: object) -> tuple[int | None, int | None]:
+    """The sender's user id and the chat of a raw update, where plainly there.
+
+    Read from the JSON as Telegram posts it (the event's ``from`` and ``chat``,
+    a button's message's chat); anything unexpected gives None, and the update then
+    goes through the parsed route, which works the sender out itself.
+    """
+    if not isinstance(document, dict):
+        return None, None
+    event = next(
+        (
+            value
+            for key, value in document.items()
+            if key != "update_id" and isinstance(value, dict)
+        ),
+        None,
+    )
+    if event is None:
+        return None, None
+    sender = event.get("from")
+    user_id = sender.get("id") if isinstance(sender, dict) else None
+    chat = event.get("chat")
+    if not isinstance(chat, dict) and isinstance(event.get("message"), dict):
+        chat = event["message"].get("chat")
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    if type(user_id) is not int:
+        return None, None
+    return user_id, chat_id if type(chat_id) is int else None
+
+
 class Inbox:
     """The durable front door: stored updates are never lost, repeated ones never rerun."""
 
@@ -169,6 +199,18 @@ class Inbox:
                     fresh.discard(item.update_id)
                     new[-1].append(item)
         return new
+
+    async def record_unreadable(self, items: Sequence[IncomingUpdate]) -> None:
+        """Keep updates that could not be parsed as failed, with what they said; nobody is
+        answered (we cannot read them)."""
+        if not items:
+            return
+        services = self._services
+        async with services.database.uow() as uow:
+            for item in items:
+                await uow.repos.inbox.record_failed(
+                    item, ValidationError.__name__, services.clock.now()
+                )
 
     def _admit(self, updates: Sequence[IncomingUpdate]) -> list[IncomingUpdate]:
         """Drop what flooders send, before it costs any database work."""

@@ -8,14 +8,50 @@ import logging
 from collections.abc import Sequence
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramConflictError, TelegramNetworkError, TelegramServerError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 from aiogram.methods import GetUpdates
+from pydantic import ValidationError
 
-from bot.runtime.inbox import Inbox, to_incoming
+from bot.runtime.inbox import Inbox, sender_of, to_incoming
+from storage.records import IncomingUpdate
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+
+
+def salvage(answer: object, inbox: Inbox) -> tuple[list[IncomingUpdate], list[IncomingUpdate]]:
+    """A getUpdates answer aiogram could not read whole, update by update: those it
+    reads, and those it does not (kept as they came, for an operator to look at).
+
+    One update this aiogram cannot read (a field the Bot API added, say) must not stop
+    the bot: the whole answer is refused, and the same answer would come back forever.
+    Raises ``ValueError`` when the answer is no list of updates.
+    """
+    result = answer.get("result") if isinstance(answer, dict) and answer.get("ok") else None
+    if not isinstance(result, list) or not result:
+        raise ValueError("the answer holds no updates")
+    readable: list[IncomingUpdate] = []
+    unreadable: list[IncomingUpdate] = []
+    for document in result:
+        update_id = document.get("update_id") if isinstance(document, dict) else None
+        if type(update_id) is not int:
+            raise ValueError("an update without an id")
+        try:
+            readable.append(to_incoming(inbox.parse(document), document))
+        except ValidationError:
+            user_id, chat_id = sender_of(document)
+            unreadable.append(
+                IncomingUpdate(
+                    update_id=update_id, chat_id=chat_id, user_id=user_id, payload=document
+                )
+            )
+    return readable, unreadable
 
 
 async def poll_updates(
@@ -45,6 +81,22 @@ async def poll_updates(
                 await inbox.receive([to_incoming(update) for update in updates])
                 offset = updates[-1].update_id + 1
             backoff = 0.5
+        except ClientDecodeError as error:
+            try:
+                readable, unreadable = salvage(error.data, inbox)
+            except ValueError:
+                log.exception("polling failed; retrying in %.1fs", backoff)
+            else:
+                log.error("%d update(s) could not be read; kept as failed", len(unreadable))
+                try:
+                    await inbox.receive(readable)
+                    await inbox.record_unreadable(unreadable)
+                except Exception:
+                    log.exception("polling failed; retrying in %.1fs", backoff)
+                else:
+                    offset = max(item.update_id for item in readable + unreadable) + 1
+                    backoff = 0.5
+                    continue
         except asyncio.CancelledError:
             raise
         except (TelegramNetworkError, TelegramServerError, TelegramConflictError, OSError) as error:

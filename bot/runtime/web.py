@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.runtime.context import Services
-from bot.runtime.inbox import Inbox, to_incoming
+from bot.runtime.inbox import Inbox, sender_of, to_incoming
 
 log = logging.getLogger(__name__)
 
@@ -27,36 +27,6 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     inbox = request.app[INBOX_KEY]
     return web.json_response({"status": "ok", "database": "ok", "backlog": inbox.processor.backlog})
-
-
-def sender_of(document: object) -> tuple[int | None, int | None]:
-    """The sender's user id and the chat of a raw update, where plainly there.
-
-    Read from the JSON as Telegram posts it (the event's ``from`` and ``chat``,
-    a button's message's chat); anything unexpected gives None, and the update then
-    goes through the parsed route, which works the sender out itself.
-    """
-    if not isinstance(document, dict):
-        return None, None
-    event = next(
-        (
-            value
-            for key, value in document.items()
-            if key != "update_id" and isinstance(value, dict)
-        ),
-        None,
-    )
-    if event is None:
-        return None, None
-    sender = event.get("from")
-    user_id = sender.get("id") if isinstance(sender, dict) else None
-    chat = event.get("chat")
-    if not isinstance(chat, dict) and isinstance(event.get("message"), dict):
-        chat = event["message"].get("chat")
-    chat_id = chat.get("id") if isinstance(chat, dict) else None
-    if type(user_id) is not int:
-        return None, None
-    return user_id, chat_id if type(chat_id) is int else None
 
 
 def webhook_handler(secret: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.runtime.web import sender_of
+from bot.runtime.inbox import sender_of
 
 
 @pytest.mark.parametrize(

@@ -152,12 +152,14 @@ content = st.one_of(
                 "poll": {
                     "id": "p",
                     "question": "?",
-                    "options": [{"text": "a", "voter_count": 0}],
+                    "options": [{"persistent_id": "0", "text": "a", "voter_count": 0}],
                     "total_voter_count": 0,
                     "is_closed": False,
                     "is_anonymous": True,
                     "type": "regular",
                     "allows_multiple_answers": False,
+                    "allows_revoting": False,
+                    "members_only": False,
                 }
             },
             {
