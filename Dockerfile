@@ -9,11 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN useradd --create-home --uid 10001 citizenbot
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY bot ./bot
 COPY dialogs ./dialogs
 COPY storage ./storage
-RUN pip install . && mkdir -p /data && chown citizenbot /data
+RUN pip install -c constraints.txt . && mkdir -p /data && chown citizenbot /data
 
 USER citizenbot
 WORKDIR /data
