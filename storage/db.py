@@ -166,6 +166,11 @@ class _WriteLock:
                 self.release()  # handed over just as we were cancelled: pass it on
             raise
 
+    @property
+    def held(self) -> bool:
+        """True while a transaction holds the lock."""
+        return self._held
+
     def release(self) -> None:
         for waiters in (self._urgent, self._normal):
             while waiters:
@@ -218,6 +223,11 @@ class _WriterSession(AsyncSession):
         if not began:  # the session did not begin (it held the connection already)
             driver.rollback()
             raise RuntimeError("the session's connection is in no transaction")
+
+    @property
+    def kept(self) -> AsyncConnection:
+        """The connection under the session."""
+        return self._kept
 
     def get_bind(self, *_args: Any, **_kw: Any) -> Engine:
         """The engine, as for the other sessions (not the kept connection under it)."""
@@ -436,7 +446,9 @@ class Database:
         if self.checkpointer is not None:
             await self.checkpointer.wait()
         writer, self._writer = self._writer, None
-        if writer is not None:
+        # A unit of work still running keeps it until it ends, then closes it (as a
+        # pooled connection checked out during dispose is closed when returned).
+        if writer is not None and not (self._write_lock is not None and self._write_lock.held):
             await writer.close()
         for engine in self.engines:
             await engine.dispose()
@@ -535,7 +547,14 @@ class UnitOfWork:
                 finally:
                     await session.close()
         finally:
-            await self._lock_cm.__aexit__(exc_type, exc, traceback)
+            try:
+                if (
+                    isinstance(session, _WriterSession)
+                    and session.kept is not self._database._writer
+                ):
+                    await session.kept.close()  # the database was disposed meanwhile
+            finally:
+                await self._lock_cm.__aexit__(exc_type, exc, traceback)
         if wrote and exc_type is None:
             # The driver's commit yields to the other tasks only inside a greenlet: a
             # worker looping over small transactions must not keep the event loop.

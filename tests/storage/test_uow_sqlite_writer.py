@@ -172,3 +172,21 @@ async def test_the_session_names_the_engine_as_its_bind(database: Database) -> N
     async with database.uow() as uow:
         await uow.repos.citizens.by_telegram_id(1)
         assert uow.session.get_bind() is database.engine.sync_engine
+
+
+async def test_disposing_during_a_unit_of_work_lets_it_commit_then_closes(
+    database: Database,
+) -> None:
+    await register(database, 1)
+    async with database.uow() as uow:
+        await uow.repos.citizens.ensure(
+            telegram_id=2, language="en", first_name="B", username=None, now=NOW
+        )
+        kept = database._writer
+        await database.dispose()
+        assert kept is not None and not kept.closed
+        await uow.repos.citizens.ensure(
+            telegram_id=3, language="en", first_name="C", username=None, now=NOW
+        )
+    assert kept.closed
+    assert await count_citizens(database) == 3
