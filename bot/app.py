@@ -40,6 +40,7 @@ from bot.runtime.context import Services, default_worker_id
 from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
+from bot.runtime.tuning import LeanDispatcher
 from bot.runtime.web import build_web_app
 from bot.usecases.broadcasts import BroadcastMonitor
 from bot.usecases.housekeeping import Housekeeper
@@ -77,8 +78,12 @@ class Runtime:
 
 
 def build_dispatcher(services: Services) -> Dispatcher:
-    """A dispatcher with our middlewares and routers (aiogram's FSM is off: state is ours)."""
-    dispatcher = Dispatcher(disable_fsm=True)
+    """A dispatcher with our middlewares and routers (aiogram's FSM is off: state is ours).
+
+    It walks the routers as aiogram's does, without aiogram's per-router glue (see
+    :class:`bot.runtime.tuning.LeanDispatcher`).
+    """
+    dispatcher = LeanDispatcher(disable_fsm=True)
     dispatcher["services"] = services
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(services))
     dispatcher.update.outer_middleware(CitizenMiddleware(services))
