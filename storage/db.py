@@ -4,6 +4,8 @@ SQLite (the embedded default) runs with WAL and foreign keys on, through a drive
 that calls sqlite3 on the event loop (no thread hop per call; see
 :mod:`storage.inline_sqlite`); in one process its write transactions are serialised
 by an asyncio lock, which is cheaper than letting connections spin on SQLITE_BUSY.
+They take turns on one kept connection, and once a transaction holds SQLite's lock
+its statements run without SQLAlchemy's greenlets (see :class:`_WriterSession`).
 PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work.
 """
 
