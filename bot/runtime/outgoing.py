@@ -31,6 +31,7 @@ from aiogram.methods import AnswerCallbackQuery, SendChatAction, TelegramMethod
 from bot.outbox import method_payload
 from bot.outbox.sender import Verdict, classify
 from bot.runtime.context import Services
+from bot.runtime.groupcommit import GroupCommit
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
 
@@ -236,56 +237,46 @@ class ReplyBook:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._waiting: list[tuple[Settlement, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        database = services.database
+        self._group: GroupCommit[Settlement, None] = GroupCommit(
+            self._write,
+            # Urgent: until it commits, a crash would resend these replies "in doubt".
+            open=lambda _first: database.uow(urgent=True),
+            name="reply-book",
+        )
 
     async def settle(self, settlement: Settlement) -> None:
         """Record one update's settlement; returns once it is written (or failed)."""
         if settlement.empty:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((settlement, future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_waiting(), name="reply-book")
-        await future
-
-    async def _write_waiting(self) -> None:
         try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    await self._write([settlement for settlement, _ in batch])
-                except Exception as error:
-                    log.warning("could not settle sent replies: %s", type(error).__name__)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-        finally:
-            self._writer = None
+            await self._group.submit(settlement)
+        except Exception as error:
+            log.warning("could not settle sent replies: %s", type(error).__name__)
+            return
+        if settlement.retries:  # committed: the outbox sender takes them from here
+            self._services.signals.outbox_pending.set()
 
-    async def _write(self, settlements: list[Settlement]) -> None:
+    async def _write(self, uow: UnitOfWork, settlements: list[Settlement]) -> list[None]:
         services = self._services
         worker_id = services.worker_id
-        # Urgent: until it commits, a crash would resend these replies "in doubt".
-        async with services.database.uow(urgent=True) as uow:
-            now = services.clock.now()
-            outbox = uow.repos.outbox
-            await outbox.finish_sent(
-                [row for settlement in settlements for row in settlement.finished],
+        now = services.clock.now()
+        outbox = uow.repos.outbox
+        await outbox.finish_sent(
+            [row for settlement in settlements for row in settlement.finished],
+            worker_id=worker_id,
+        )
+        retries = [retry for settlement in settlements for retry in settlement.retries]
+        for retry in retries:
+            await outbox.mark_retry(
+                retry.row_id,
                 worker_id=worker_id,
+                not_before=now + timedelta(seconds=retry.delay),
+                error=retry.error,
+                count_attempt=retry.count_attempt,
+                in_doubt=retry.in_doubt,
             )
-            retries = [retry for settlement in settlements for retry in settlement.retries]
-            for retry in retries:
-                await outbox.mark_retry(
-                    retry.row_id,
-                    worker_id=worker_id,
-                    not_before=now + timedelta(seconds=retry.delay),
-                    error=retry.error,
-                    count_attempt=retry.count_attempt,
-                    in_doubt=retry.in_doubt,
-                )
-            for chat_id in {chat for settlement in settlements for chat in settlement.refused}:
-                await uow.repos.citizens.set_unreachable(chat_id, now)
-                await outbox.drop_chat(chat_id, reason="the chat refused the bot")
-        if retries:
-            services.signals.outbox_pending.set()
+        for chat_id in {chat for settlement in settlements for chat in settlement.refused}:
+            await uow.repos.citizens.set_unreachable(chat_id, now)
+            await outbox.drop_chat(chat_id, reason="the chat refused the bot")
+        return [None] * len(settlements)
