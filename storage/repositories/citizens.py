@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Citizen, DialogSession
 from storage.records import CitizenRecord
 from storage.repositories._dialect import dialect_name
+from storage.repositories._pg import FastStatement
 from storage.repositories.sessions import record_of, remember, session_columns
 
 # Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.
@@ -85,7 +86,7 @@ _CITIZEN_COLUMNS = (
 )
 # A Core statement built once: every update runs it, and the ORM would add more
 # than the statement costs.
-_ENSURE_LOOKUP = (
+_ENSURE_LOOKUP = FastStatement(
     select(*_CITIZEN_COLUMNS, *session_columns())
     .select_from(_CITIZENS)
     .outerjoin(_SESSIONS, _SESSIONS.c.citizen_id == _CITIZENS.c.id)
@@ -167,7 +168,7 @@ class CitizenRepository:
         """
         # The open dialog session comes with the same query: nearly every update of a
         # citizen reads it next, and this saves that statement.
-        found = (await self._session.execute(_ENSURE_LOOKUP, {"telegram_id": telegram_id})).first()
+        found = (await _ENSURE_LOOKUP.execute(self._session, {"telegram_id": telegram_id})).first()
         if found is not None:
             citizen = _record_of_columns(found)
             remember(self._session, citizen.id, record_of(found[len(_CITIZEN_COLUMNS) :]))

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import InboxUpdate
 from storage.records import InboxStats, IncomingUpdate
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
+from storage.repositories._pg import FastStatement
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -55,11 +56,11 @@ def _store(insert: Any) -> Any:
 # Core statements built once: every update runs one of them (a table's statement, not
 # an entity's: SQLAlchemy's ORM bulk-insert machinery costs more than the insert).
 _RECORD_HANDLED = {
-    "sqlite": _record_handled(sqlite.insert),
-    "postgresql": _record_handled(postgresql.insert),
+    "sqlite": FastStatement(_record_handled(sqlite.insert)),
+    "postgresql": FastStatement(_record_handled(postgresql.insert)),
 }
 _STORE = {"sqlite": _store(sqlite.insert), "postgresql": _store(postgresql.insert)}
-_CLOSE = (
+_CLOSE = FastStatement(
     update(_TABLE)
     .where(_TABLE.c.update_id == bindparam("p_update_id"), _TABLE.c.status == PENDING)
     .values(
@@ -110,8 +111,8 @@ class InboxRepository:
         then finds the row, so a duplicate has no effect either way.
         """
         statement = _RECORD_HANDLED[dialect_name(self._session)]
-        result = await self._session.execute(
-            statement, {"p_update_id": item.update_id, "p_now": now}
+        result = await statement.execute(
+            self._session, {"p_update_id": item.update_id, "p_now": now}
         )
         return result.scalar() is not None
 
@@ -125,8 +126,8 @@ class InboxRepository:
         then finds it no longer pending. Only the update id stays, to recognise a
         repeated delivery.
         """
-        result = await self._session.execute(_CLOSE, {"p_update_id": update_id, "p_now": now})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = await _CLOSE.execute(self._session, {"p_update_id": update_id, "p_now": now})
+        return bool(result.rowcount)
 
     async def record_failed(self, item: IncomingUpdate, error: str, now: datetime) -> None:
         """Store an update whose handling raised before it was ever stored (payload kept).

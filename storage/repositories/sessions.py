@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import DialogSession
 from storage.records import SessionRecord
+from storage.repositories._pg import FastStatement
 
 _TABLE = cast(Table, DialogSession.__table__)
 _COLUMNS = (
@@ -30,7 +31,7 @@ _COLUMNS = (
     _TABLE.c.pending_flow,
 )
 _GET = select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
-_SAVE = (
+_SAVE = FastStatement(
     update(_TABLE)
     .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
     .values(
@@ -139,7 +140,7 @@ class SessionRepository:
             flow_id,
             revision_id,
         ):
-            await self._session.execute(_SAVE, values)
+            await _SAVE.execute(self._session, values)
             saved = dataclasses.replace(
                 current,
                 state=dict(state),

@@ -1,0 +1,230 @@
+"""PostgreSQL: a few hot statements run straight on the transaction's asyncpg connection.
+
+Every update of a citizen's dialog runs the same three or four statements (the inbox
+mark, the citizen lookup, the dialog session save). Through SQLAlchemy's asyncio
+layer each costs several times what asyncpg itself costs: a greenlet per call, the
+execution context, the result wrapping. :class:`FastStatement` runs such a statement
+on the asyncpg connection the session's transaction already holds, in that
+transaction, with what SQLAlchemy would do around it done the same way:
+
+- the SQL is the statement compiled by the engine's dialect (the same string, so the
+  adapter's cache of prepared statements serves both ways), parameters and rows go
+  through the same type processors (UTC timestamps, JSON, NULLs);
+- the adapter's mutex is held and its lazy BEGIN is taken first, exactly as its
+  cursor does (in autocommit the adapter begins nothing, and neither does this);
+- ``after_cursor_execute`` listeners see the statement (with neither cursor nor
+  execution context), so counting statements stays meaningful;
+- an error goes through the adapter's translation and the connection's own handling
+  (wrapped as SQLAlchemy's exceptions; a dropped connection is invalidated), so the
+  unit of work rolls back as before.
+
+Anything else — another dialect, an engine that echoes, ``before_cursor_execute`` or
+dialect ``do_execute`` listeners, a connection invalidated or not in a transaction —
+takes SQLAlchemy's ordinary way. This leans on private parts of SQLAlchemy 2.1's
+asyncpg adapter (``_execute_mutex``, ``_transaction``, ``_start_transaction``,
+``_prepare``, ``_handle_exception``) and of ``Connection``
+(``_has_events``, ``_echo``, ``_handle_dbapi_exception``); tests pin each of them.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Double, Float, Numeric
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import greenlet_spawn
+
+# The session's transaction and the connection it holds (see _connection).
+_HELD = "pg_fast_connection"
+
+_Processor = Callable[[Any], Any] | None
+
+
+class FastResult:
+    """The rows (plain tuples) and row count of a statement run on asyncpg."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> tuple[Any, ...] | None:
+        """The first row, or None."""
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None."""
+        return self.rows[0][0] if self.rows else None
+
+
+class _Plan:
+    """A statement compiled for one dialect: its SQL and how to convert values."""
+
+    __slots__ = ("arguments", "results", "sql")
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled: Any = cast(Any, statement).compile(dialect=dialect)
+        # What SQLAlchemy works out at each execution, this does not: Python-side column
+        # defaults, expanding (IN) parameters, callable values, and result types that
+        # read the driver's column type (Numeric). Such a statement is refused here.
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.literal_execute_params
+            or compiled.post_compile_params
+            or any(bind.callable is not None for bind in compiled.binds.values())
+            or any(
+                isinstance(column[3], (Numeric, Float, Double))
+                for column in compiled._result_columns
+            )
+        ):
+            raise TypeError(f"not a statement FastStatement can run: {compiled.string}")
+        self.sql: str = compiled.string
+        processors: Mapping[str, Any] = compiled._bind_processors
+        # Per position: the name of a parameter given at each call, or a constant of
+        # the statement (a literal value, converted once).
+        self.arguments: list[tuple[str | None, _Processor, Any]] = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            processor = processors.get(name)
+            if bind.required:
+                self.arguments.append((name, processor, None))
+            else:
+                value = bind.effective_value
+                self.arguments.append((None, None, processor(value) if processor else value))
+        results = [
+            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+        ]
+        self.results: tuple[_Processor, ...] | None = tuple(results) if any(results) else None
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            constant if name is None else (processor(params[name]) if processor else params[name])
+            for name, processor, constant in self.arguments
+        )
+
+    def convert(self, records: Sequence[Any]) -> list[tuple[Any, ...]]:
+        results = self.results
+        if results is None:
+            return [tuple(record) for record in records]
+        return [
+            tuple(
+                value if processor is None else processor(value)
+                for processor, value in zip(results, record, strict=True)
+            )
+            for record in records
+        ]
+
+
+class FastStatement:
+    """A Core statement that runs on PostgreSQL's asyncpg connection without SQLAlchemy's
+    execution layer (see the module's docstring), and the ordinary way elsewhere."""
+
+    __slots__ = ("_plans", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        # Compiled once per engine's dialect (its JSON serializer is the engine's).
+        self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect)
+        if plan is None:
+            plan = self._plans[dialect] = _Plan(self.statement, dialect)
+        return plan
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        """Run the statement in the session's transaction; a :class:`FastResult` on
+        PostgreSQL, SQLAlchemy's result otherwise (both give ``first``, ``scalar`` and
+        ``rowcount``)."""
+        connection = await _connection(session)
+        if connection is None:
+            return await session.execute(self.statement, dict(params))
+        return await _run(connection, self._plan(connection.dialect), params)
+
+
+async def _connection(session: AsyncSession) -> Connection | None:
+    """The connection of the session's transaction when the fast way may use it."""
+    sync = session.sync_session
+    info = sync.info
+    transaction = sync.get_transaction()
+    held = info.get(_HELD)
+    if held is False:
+        return None
+    if held is not None and transaction is not None and held[0] is transaction:
+        connection: Connection = held[1]
+    else:
+        if sync.get_bind().dialect.driver != "asyncpg":
+            info[_HELD] = False  # the session's engine never changes
+            return None
+        begun = (await session.connection()).sync_connection  # begins, checks out
+        assert begun is not None
+        connection = begun
+        info[_HELD] = (sync.get_transaction(), connection)
+    if (
+        connection.invalidated
+        or connection.closed
+        or not connection.in_transaction()
+        or connection._echo
+        or connection.dialect._has_events
+        or (
+            (connection._has_events or connection.engine._has_events)
+            and connection.dispatch.before_cursor_execute
+        )
+    ):
+        return None
+    return connection
+
+
+async def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> FastResult:
+    try:
+        arguments = plan.bind(params)
+    except Exception as error:  # a naive datetime, say: a StatementError, as SQLAlchemy's
+        await greenlet_spawn(
+            connection._handle_dbapi_exception, error, plan.sql, dict(params), None, None
+        )
+        raise  # not reached: the connection's handling raises
+    adapter: Any = connection.connection.dbapi_connection
+    dialect: Any = connection.dialect
+    try:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()  # the adapter's lazy BEGIN
+            prepared, _ = await adapter._prepare(plan.sql, dialect._invalidate_schema_cache_asof)
+            records = await prepared.fetch(*arguments)
+            status = prepared.get_statusmsg() or ""
+    except BaseException as error:
+        await _fail(connection, adapter, error, plan.sql, arguments)
+        raise  # not reached: _fail raises
+    # After the statement, as SQLAlchemy fires it (neither cursor nor context here).
+    if connection._has_events or connection.engine._has_events:
+        connection.dispatch.after_cursor_execute(connection, None, plan.sql, arguments, None, False)
+    return FastResult(plan.convert(records), _rowcount(status))
+
+
+async def _fail(
+    connection: Connection, adapter: Any, error: BaseException, sql: str, arguments: Any
+) -> None:
+    """Raise ``error`` as SQLAlchemy would have (translated, wrapped, the connection
+    invalidated if it was lost), in a greenlet as the connection's own handling expects."""
+    if isinstance(error, Exception):
+        try:
+            adapter._handle_exception(error)
+        except Exception as translated:  # the DBAPI's error for asyncpg's
+            error = translated
+    await greenlet_spawn(connection._handle_dbapi_exception, error, sql, arguments, None, None)
+
+
+# As the adapter reads the command tag: "UPDATE 1", "INSERT 0 1", "SELECT 3".
+_ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
+def _rowcount(status: str) -> int:
+    found = _ROWCOUNT.match(status)
+    return int(found.group(1)) if found else -1

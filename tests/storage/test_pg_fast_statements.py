@@ -1,0 +1,234 @@
+"""PostgreSQL: the hot statements run straight on the transaction's asyncpg connection.
+
+What they read and write must be what SQLAlchemy's way reads and writes, inside the
+unit of work's transaction, counted as statements, and their errors must surface as
+SQLAlchemy's, with the unit of work rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_cursor
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+
+from storage.db import Database
+from storage.models import DialogSession, InboxUpdate, Report
+from storage.records import IncomingUpdate
+from storage.repositories._pg import FastStatement
+from tests.support.sql import statements
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+STATE = {"step": "ask", "answers": {"text": "café ☕", "n": 1.5, "none": None, "list": [1, "x"]}}
+
+
+@pytest.fixture
+def postgres(database: Database) -> Database:
+    """The database, PostgreSQL only (SQLite has its own fast way: _WriterSession)."""
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's asyncpg connection")
+    return database
+
+
+@pytest.fixture
+def adapter_executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements that went through SQLAlchemy's asyncpg cursor."""
+    seen: list[str] = []
+    original = AsyncAdapt_asyncpg_cursor._prepare_and_execute
+
+    async def counted(self: Any, operation: str, parameters: Any) -> Any:
+        seen.append(operation)
+        return await original(self, operation, parameters)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_cursor, "_prepare_and_execute", counted)
+    return seen
+
+
+def incoming(update_id: int) -> IncomingUpdate:
+    return IncomingUpdate(update_id=update_id, chat_id=7, user_id=7, payload={"update_id": 1})
+
+
+async def _citizen_with_session(database: Database) -> int:
+    async with database.uow() as uow:
+        citizen, created = await uow.repos.citizens.ensure(
+            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+        )
+        assert created
+        revision = await uow.repos.flows.add(
+            flow_id="report", source="id: report", checksum="c", author="test", now=NOW
+        )
+        await uow.repos.sessions.save(
+            citizen.id,
+            flow_id="report",
+            revision_id=revision.id,
+            state={"step": "start"},
+            now=NOW,
+            expires_at=NOW + timedelta(hours=1),
+        )
+    return citizen.id
+
+
+async def test_the_hot_statements_skip_sqlalchemys_cursor(
+    postgres: Database, adapter_executions: list[str]
+) -> None:
+    citizen_id = await _citizen_with_session(postgres)
+    adapter_executions.clear()
+    async with postgres.uow() as uow:
+        assert await uow.repos.inbox.record_handled(incoming(1), NOW)
+        await uow.repos.citizens.ensure(
+            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+        )
+        session = await uow.repos.sessions.get(citizen_id)
+        assert session is not None
+        await uow.repos.sessions.save(
+            citizen_id,
+            flow_id=session.flow_id,
+            revision_id=session.revision_id,
+            state=STATE,
+            now=NOW,
+            expires_at=NOW + timedelta(hours=2),
+        )
+    async with postgres.uow() as uow:
+        assert not await uow.repos.inbox.record_handled(incoming(1), NOW)
+    assert adapter_executions == []
+
+
+async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
+    postgres: Database,
+) -> None:
+    citizen_id = await _citizen_with_session(postgres)
+    later = NOW + timedelta(minutes=30)
+    async with postgres.uow() as uow:
+        fast_citizen, _ = await uow.repos.citizens.ensure(
+            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+        )
+        fast_session = await uow.repos.sessions.get(citizen_id)
+        assert fast_session is not None
+        await uow.repos.sessions.save(
+            citizen_id,
+            flow_id=fast_session.flow_id,
+            revision_id=fast_session.revision_id,
+            state=STATE,
+            now=later,
+            expires_at=later + timedelta(hours=1),
+            nudge_at=None,
+            pending_flow="rate",
+        )
+    async with postgres.uow() as uow:
+        # Through SQLAlchemy's ordinary way: the ORM and the sessions' own SELECT.
+        slow_citizen = await uow.repos.citizens.by_telegram_id(77)
+        slow_session = await uow.repos.sessions.get(citizen_id)
+        row = (
+            await uow.session.execute(
+                select(DialogSession.state, DialogSession.nudge_at, DialogSession.last_activity_at)
+            )
+        ).one()
+    assert fast_citizen == slow_citizen
+    assert fast_citizen.created_at.tzinfo is UTC
+    assert fast_session.started_at == NOW and fast_session.started_at.tzinfo is UTC
+    assert slow_session is not None
+    assert slow_session.state == STATE
+    assert slow_session.pending_flow == "rate"
+    assert row == (STATE, None, later)
+    async with postgres.uow() as uow:
+        again, _ = await uow.repos.citizens.ensure(
+            telegram_id=77, language="en", first_name="Ana", username=None, now=later
+        )
+        assert await uow.repos.sessions.get(citizen_id) == slow_session
+    assert again == slow_citizen
+
+
+async def test_the_first_statement_of_a_unit_of_work_runs_in_its_transaction(
+    postgres: Database,
+) -> None:
+    async def handler_fails() -> None:
+        async with postgres.uow() as uow:
+            assert await uow.repos.inbox.record_handled(incoming(5), NOW)
+            raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError):
+        await handler_fails()
+    async with postgres.uow() as uow:
+        assert await uow.session.scalar(select(InboxUpdate.update_id)) is None
+        # And the mark commits with the unit of work when it ends cleanly.
+        assert await uow.repos.inbox.record_handled(incoming(5), NOW)
+    async with postgres.uow() as uow:
+        assert await uow.session.scalar(select(InboxUpdate.status)) == "done"
+
+
+async def test_a_single_statement_unit_of_work_is_durable_at_once(postgres: Database) -> None:
+    async with postgres.single_statement() as uow:
+        assert await uow.repos.inbox.record_handled(incoming(6), NOW)
+        async with postgres.uow() as other:  # another connection sees it already
+            assert await other.session.scalar(select(InboxUpdate.update_id)) == 6
+
+
+async def test_they_are_counted_as_statements(postgres: Database) -> None:
+    await _citizen_with_session(postgres)
+    with statements(postgres) as seen:
+        async with postgres.uow() as uow:
+            await uow.repos.inbox.record_handled(incoming(2), NOW)
+            await uow.repos.citizens.ensure(
+                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+            )
+    assert [statement.split()[0] for statement in seen] == ["INSERT", "SELECT"]
+    assert "inbox_updates" in seen[0] and "citizens" in seen[1]
+
+
+async def test_a_unique_violation_surfaces_as_sqlalchemys_and_rolls_back(
+    postgres: Database,
+) -> None:
+    duplicate = FastStatement(
+        insert(InboxUpdate).values(update_id=3, status="done", attempts=1, received_at=NOW)
+    )
+    async with postgres.uow() as uow:
+        await duplicate.execute(uow.session, {})
+
+    async def insert_twice() -> None:
+        async with postgres.uow() as uow:
+            assert await uow.repos.inbox.record_handled(incoming(4), NOW)
+            await duplicate.execute(uow.session, {})
+
+    with pytest.raises(IntegrityError):
+        await insert_twice()
+    async with postgres.uow() as uow:
+        ids = (await uow.session.scalars(select(InboxUpdate.update_id))).all()
+    assert ids == [3]
+
+
+async def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it(postgres: Database) -> None:
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with postgres.uow() as uow:
+            await uow.repos.inbox.record_handled(incoming(8), NOW.replace(tzinfo=None))
+
+
+async def test_a_dropped_connection_fails_the_unit_of_work_and_is_replaced(
+    postgres: Database,
+) -> None:
+    async def lose_the_connection() -> None:
+        async with postgres.uow() as uow:
+            await uow.repos.inbox.record_handled(incoming(10), NOW)
+            pid = await uow.session.scalar(text("SELECT pg_backend_pid()"))
+            async with postgres.uow(urgent=True) as other:
+                await other.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await uow.repos.inbox.record_handled(incoming(11), NOW)
+
+    with pytest.raises(DBAPIError) as raised:
+        await lose_the_connection()
+    assert raised.value.connection_invalidated
+    async with postgres.uow() as uow:
+        assert await uow.repos.inbox.record_handled(incoming(12), NOW)
+        ids = (await uow.session.scalars(select(InboxUpdate.update_id))).all()
+    assert ids == [12]
+
+
+async def test_a_statement_it_cannot_run_exactly_is_refused(postgres: Database) -> None:
+    # A Float column's result processor reads the driver's column type, which a plan
+    # compiled before execution does not know.
+    latitude = FastStatement(select(Report.latitude).where(Report.id == bindparam("p_id")))
+    async with postgres.uow() as uow:
+        with pytest.raises(TypeError, match="not a statement FastStatement can run"):
+            await latitude.execute(uow.session, {"p_id": 1})
