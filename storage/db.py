@@ -6,7 +6,10 @@ that calls sqlite3 on the event loop (no thread hop per call; see
 by an asyncio lock, which is cheaper than letting connections spin on SQLITE_BUSY.
 They take turns on one kept connection, and once a transaction holds SQLite's lock
 its statements run without SQLAlchemy's greenlets (see :class:`_WriterSession`).
-PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work.
+PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work. There
+the few statements every update runs (the inbox mark, the citizen lookup, the dialog
+save) run straight on the asyncpg connection of the unit of work's transaction,
+without SQLAlchemy's execution layer (see :mod:`storage.repositories._pg`).
 """
 
 from __future__ import annotations

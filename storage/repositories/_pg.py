@@ -23,7 +23,9 @@ dialect ``do_execute`` listeners, a connection invalidated or not in a transacti
 takes SQLAlchemy's ordinary way. This leans on private parts of SQLAlchemy 2.1's
 asyncpg adapter (``_execute_mutex``, ``_transaction``, ``_start_transaction``,
 ``_prepare``, ``_handle_exception``) and of ``Connection``
-(``_has_events``, ``_echo``, ``_handle_dbapi_exception``); tests pin each of them.
+(``_has_events``, ``_echo``, ``_handle_dbapi_exception``): the tests in
+``tests/storage/test_pg_fast_statements.py`` run through each, so an upgrade of
+SQLAlchemy that changes them fails there first.
 """
 
 from __future__ import annotations
