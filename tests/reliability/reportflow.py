@@ -6,6 +6,8 @@ so a kill in between loses the question (never the answer). Like a person who ge
 no reply, the citizen then sends something neutral (a sticker): every step of the
 flow answers it by asking its question again, which shows where the dialog stands.
 Answers are only ever given to the question the bot actually showed, with its buttons.
+Three nudges in a row at one question make the bot offer to try again (a person stuck
+there would be helped the same way): the citizen then taps "Try again".
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ QUESTIONS: dict[int, str] = {
     SENT: "Your report number is",
 }
 NOT_UNDERSTOOD = "did not understand"  # the answer outside any dialog
+# The offer after three answers in a row a question could not take, and its button.
+TROUBLE, TRY_AGAIN = "This question seems tricky", "🔁 Try again"
 
 
 def step_shown(messages: Sequence[ChatMessage]) -> int:
@@ -44,9 +48,12 @@ def step_shown(messages: Sequence[ChatMessage]) -> int:
 
 
 def asks_or_refuses(message: ChatMessage) -> bool:
-    """A question of the flow, or the bot saying no dialog is open."""
-    return NOT_UNDERSTOOD in message.content or any(
-        q in message.content for q in QUESTIONS.values()
+    """A question of the flow, the offer to try one again, or the bot saying no dialog
+    is open."""
+    return (
+        NOT_UNDERSTOOD in message.content
+        or TROUBLE in message.content
+        or any(q in message.content for q in QUESTIONS.values())
     )
 
 
@@ -82,6 +89,7 @@ class ReportingCitizen:
         self.description = f"Streetlight out, case {number:03d} of the kill test"
         self.updates = 0  # messages sent and buttons pressed: each is one update
         self.nudges = 0
+        self.tried_again = 0  # taps on "Try again" (counted in nudges too)
         self.known = NOT_STARTED
         self.confirmation_lost = False
 
@@ -143,17 +151,25 @@ class ReportingCitizen:
         self.known = step + 1
 
     async def nudge(self) -> None:
-        """No answer came: send a sticker until the bot shows where the dialog stands."""
+        """No answer came: send a sticker until the bot shows where the dialog stands
+        (tapping "Try again" when the bot offers it)."""
         client = self.citizen.client
+        offer: ChatMessage | None = None
         while True:
             self.updates += 1
             self.nudges += 1
-            sent = await client.send_sticker(self.citizen.id, user=self.citizen.user)
+            if offer is None:
+                sent = await client.send_sticker(self.citizen.id, user=self.citizen.user)
+                after = sent.message_id
+            else:
+                self.tried_again += 1
+                after = (await client.history(self.citizen.id)).messages[-1].message_id
+                await client.press_button(self.citizen.id, offer.message_id, text=TRY_AGAIN)
             replies: list[ChatMessage] = []
 
             def answered(
                 history: ChatHistory,
-                after: int = sent.message_id,
+                after: int = after,
                 replies: list[ChatMessage] = replies,
             ) -> bool:
                 replies[:] = [
@@ -162,8 +178,12 @@ class ReportingCitizen:
                 return bool(replies)
 
             if not await self.wait_patiently(time.monotonic(), answered):
+                offer = None  # the tap, if any, may not have been taken: nudge again
                 continue
-            reply = replies[0]
+            reply = replies[-1]  # the newest shows where the dialog stands
+            if TROUBLE in reply.content:
+                offer = reply
+                continue
             if NOT_UNDERSTOOD in reply.content:
                 history = await client.history(self.citizen.id)
                 if step_shown(history.messages) == SENT:

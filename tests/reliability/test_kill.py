@@ -128,7 +128,20 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
             kills += 1
             bot = await bot_processes(WORKER_ID=WORKER)
             life.up()
-        await asyncio.wait_for(walking, 180)
+        try:
+            await asyncio.wait_for(walking, 180)
+        except TimeoutError:
+            behind = [
+                f"citizen {c.number} at step {c.known} (target {t}), {c.nudges} nudges"
+                for c, t in zip(citizens, targets, strict=True)
+                if c.known < t
+            ]
+            tail = "\n".join(bot.output[-30:])
+            raise AssertionError(
+                f"the citizens did not finish after {kills} kills:\n"
+                + "\n".join(behind)
+                + f"\nthe bot's last output:\n{tail}"
+            ) from None
     finally:
         walking.cancel()
     assert kills >= 10
@@ -164,11 +177,13 @@ async def test_reports_survive_repeated_sigkills_mid_flow(
         await database.dispose()
     nudges = sum(c.nudges for c in citizens)
     late = sum(c.confirmation_lost for c in citizens)
+    tried_again = sum(c.tried_again for c in citizens)
     # A kill between an answer's commit and the bot's reply delays the reply: the
     # restarted bot sends it from the outbox, where it was committed with the answer.
     # Some come after the citizen, tired of waiting, nudged; none is lost.
     print(
-        f"\n{kills} kills, {nudges} nudges, {late} confirmations came after a nudge,"
+        f"\n{kills} kills, {nudges} nudges ({tried_again} taps on Try again),"
+        f" {late} confirmations came after a nudge,"
         f" {in_doubt.total()} replies resent in doubt ({len(abandoned)} twice), inbox {inbox}"
     )
     for citizen in finishers:
