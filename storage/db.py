@@ -6,10 +6,11 @@ that calls sqlite3 on the event loop (no thread hop per call; see
 by an asyncio lock, which is cheaper than letting connections spin on SQLITE_BUSY.
 They take turns on one kept connection, and once a transaction holds SQLite's lock
 its statements run without SQLAlchemy's greenlets (see :class:`_WriterSession`).
-PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work. There
-the few statements every update runs (the inbox mark, the citizen lookup, the dialog
-save) run straight on the asyncpg connection of the unit of work's transaction,
-without SQLAlchemy's execution layer (see :mod:`storage.repositories._pg`).
+PostgreSQL (asyncpg) needs no lock: row locks and ``SKIP LOCKED`` do that work. On
+both, the few statements every update runs (the inbox mark, the citizen lookup, the
+dialog save) run straight on the driver's connection of the unit of work's
+transaction, without SQLAlchemy's execution layer (see
+:mod:`storage.repositories._fast`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event, text, util
-from sqlalchemy.engine import URL, Engine, Result, make_url
+from sqlalchemy.engine import URL, Connection, Engine, Result, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -242,6 +243,17 @@ class _WriterSession(AsyncSession):
     def in_write_transaction(self) -> bool:
         """True while the session's transaction holds SQLite's write lock."""
         return self._kept.in_transaction() and self._driver.in_transaction
+
+    async def in_place(self) -> Connection | None:
+        """The connection under the session once its transaction holds SQLite's write
+        lock (begun now if it had not begun): a statement may then run on its driver in
+        place (see :mod:`storage.repositories._fast`). None when statements must take
+        the ordinary way (SQLite ended the transaction: an I/O error, say)."""
+        if not self.in_write_transaction:
+            if self._kept.in_transaction():
+                return None
+            await self._begin()
+        return self._kept.sync_connection
 
     async def execute(
         self,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Citizen, DialogSession
 from storage.records import CitizenRecord
 from storage.repositories._dialect import dialect_name
-from storage.repositories._pg import FastStatement
+from storage.repositories._fast import FastStatement
 from storage.repositories.sessions import record_of, remember, session_columns
 
 # Crockford's base32 without look-alikes: pseudonyms are read aloud on the phone.

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import InboxUpdate
 from storage.records import InboxStats, IncomingUpdate
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
-from storage.repositories._pg import FastStatement
+from storage.repositories._fast import FastStatement
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 

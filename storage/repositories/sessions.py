@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import DialogSession
 from storage.records import SessionRecord
-from storage.repositories._pg import FastStatement
+from storage.repositories._fast import FastStatement
 
 _TABLE = cast(Table, DialogSession.__table__)
 _COLUMNS = (

@@ -1,36 +1,42 @@
-"""PostgreSQL: a few hot statements run straight on the transaction's asyncpg connection.
+"""The hot statements skip SQLAlchemy's execution layer, in the unit of work's transaction.
 
 Every update of a citizen's dialog runs the same three or four statements (the inbox
-mark, the citizen lookup, the dialog session save). Through SQLAlchemy's asyncio
-layer each costs several times what asyncpg itself costs: a greenlet per call, the
-execution context, the result wrapping. :class:`FastStatement` runs such a statement
-on the asyncpg connection the session's transaction already holds, in that
-transaction, with what SQLAlchemy would do around it done the same way:
+mark, the citizen lookup, the dialog session save). Through SQLAlchemy's execution
+layer each costs several times what the driver itself costs: the execution context,
+the result wrapping and, on PostgreSQL, a greenlet per call. :class:`FastStatement`
+runs such a statement on the driver's connection the transaction already holds:
 
-- the SQL is the statement compiled by the engine's dialect (the same string, so the
-  adapter's cache of prepared statements serves both ways), parameters and rows go
-  through the same type processors (UTC timestamps, JSON, NULLs);
-- the adapter's mutex is held and its lazy BEGIN is taken first, exactly as its
-  cursor does (in autocommit the adapter begins nothing, and neither does this);
+- on PostgreSQL, the asyncpg connection of the session's transaction;
+- on SQLite, the unit of work's kept sqlite3 connection, once its transaction holds
+  SQLite's write lock (see ``_WriterSession`` in :mod:`storage.db`), in place.
+
+What SQLAlchemy would do around it is done the same way:
+
+- the SQL is the statement compiled by the engine's dialect (on PostgreSQL the same
+  string, so the adapter's cache of prepared statements serves both ways), parameters
+  and rows go through the same type processors (UTC timestamps, JSON, NULLs);
+- on PostgreSQL the adapter's mutex is held and its lazy BEGIN is taken first, exactly
+  as its cursor does (in autocommit the adapter begins nothing, and neither does this);
 - ``after_cursor_execute`` listeners see the statement (with neither cursor nor
   execution context), so counting statements stays meaningful;
-- an error goes through the adapter's translation and the connection's own handling
+- an error goes through the driver's translation and the connection's own handling
   (wrapped as SQLAlchemy's exceptions; a dropped connection is invalidated), so the
   unit of work rolls back as before.
 
-Anything else — another dialect, an engine that echoes, ``before_cursor_execute`` or
-dialect ``do_execute`` listeners, a connection invalidated or not in a transaction —
-takes SQLAlchemy's ordinary way. This leans on private parts of SQLAlchemy 2.1's
-asyncpg adapter (``_execute_mutex``, ``_transaction``, ``_start_transaction``,
-``_prepare``, ``_handle_exception``) and of ``Connection``
-(``_has_events``, ``_echo``, ``_handle_dbapi_exception``): the tests in
-``tests/storage/test_pg_fast_statements.py`` run through each, so an upgrade of
-SQLAlchemy that changes them fails there first.
+Anything else — another driver, an engine that echoes, ``before_cursor_execute`` or
+dialect ``do_execute`` listeners, a connection invalidated or not in a transaction, a
+SQLite transaction that does not hold the write lock — takes SQLAlchemy's ordinary
+way. This leans on private parts of SQLAlchemy 2.1's asyncpg adapter
+(``_execute_mutex``, ``_transaction``, ``_start_transaction``, ``_prepare``,
+``_handle_exception``) and of ``Connection`` (``_has_events``, ``_echo``,
+``_handle_dbapi_exception``): the tests in ``tests/storage/test_fast_statements.py``
+run through each, so an upgrade of SQLAlchemy that changes them fails there first.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -40,6 +46,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import greenlet_spawn
+
+from storage import inline_sqlite
 
 # The session's transaction and the connection it holds (see _connection).
 _HELD = "pg_fast_connection"
@@ -142,9 +150,18 @@ class FastStatement:
         return plan
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
-        """Run the statement in the session's transaction; a :class:`FastResult` on
-        PostgreSQL, SQLAlchemy's result otherwise (both give ``first``, ``scalar`` and
+        """Run the statement in the session's transaction; a :class:`FastResult` the
+        fast way, SQLAlchemy's result otherwise (both give ``first``, ``scalar`` and
         ``rowcount``)."""
+        in_place = getattr(session, "in_place", None)
+        if in_place is not None:  # SQLite's writer session
+            connection = await in_place()
+            if connection is not None and _plain(connection):
+                try:
+                    return await _run_in_place(connection, self._plan(connection.dialect), params)
+                except _BusyError:
+                    pass  # not expected with the write lock held: the ordinary way waits
+            return await session.execute(self.statement, dict(params))
         connection = await _connection(session)
         if connection is None:
             return await session.execute(self.statement, dict(params))
@@ -169,7 +186,12 @@ async def _connection(session: AsyncSession) -> Connection | None:
         assert begun is not None
         connection = begun
         info[_HELD] = (sync.get_transaction(), connection)
-    if (
+    return connection if _plain(connection) else None
+
+
+def _plain(connection: Connection) -> bool:
+    """True when nothing SQLAlchemy does around a statement would be missed."""
+    return not (
         connection.invalidated
         or connection.closed
         or not connection.in_transaction()
@@ -179,19 +201,53 @@ async def _connection(session: AsyncSession) -> Connection | None:
             (connection._has_events or connection.engine._has_events)
             and connection.dispatch.before_cursor_execute
         )
-    ):
-        return None
-    return connection
+    )
 
 
-async def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> FastResult:
+async def _bind(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...]:
     try:
-        arguments = plan.bind(params)
+        return plan.bind(params)
     except Exception as error:  # a naive datetime, say: a StatementError, as SQLAlchemy's
         await greenlet_spawn(
             connection._handle_dbapi_exception, error, plan.sql, dict(params), None, None
         )
         raise  # not reached: the connection's handling raises
+
+
+def _executed(connection: Connection, sql: str, arguments: tuple[Any, ...]) -> None:
+    # After the statement, as SQLAlchemy fires it (neither cursor nor context here).
+    if connection._has_events or connection.engine._has_events:
+        connection.dispatch.after_cursor_execute(connection, None, sql, arguments, None, False)
+
+
+class _BusyError(Exception):
+    """SQLite refused a statement for a lock (it did not run it)."""
+
+
+async def _run_in_place(
+    connection: Connection, plan: _Plan, params: Mapping[str, Any]
+) -> FastResult:
+    """SQLite: the statement on the kept sqlite3 connection, whose transaction holds the
+    write lock (nothing to wait for, so nothing to await but on errors)."""
+    arguments = await _bind(connection, plan, params)
+    driver: Any = connection.connection.driver_connection
+    try:
+        cursor = driver.execute(plan.sql, arguments)
+        rows = cursor.fetchall()
+    except sqlite3.Error as error:
+        if isinstance(error, sqlite3.OperationalError) and inline_sqlite._busy(error):
+            raise _BusyError from error
+        await greenlet_spawn(
+            connection._handle_dbapi_exception, error, plan.sql, arguments, None, None
+        )
+        raise  # not reached: the connection's handling raises
+    _executed(connection, plan.sql, arguments)
+    return FastResult(plan.convert(rows), cursor.rowcount)
+
+
+async def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> FastResult:
+    """PostgreSQL: the statement on the transaction's asyncpg connection."""
+    arguments = await _bind(connection, plan, params)
     adapter: Any = connection.connection.dbapi_connection
     dialect: Any = connection.dialect
     try:
@@ -204,9 +260,7 @@ async def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -
     except BaseException as error:
         await _fail(connection, adapter, error, plan.sql, arguments)
         raise  # not reached: _fail raises
-    # After the statement, as SQLAlchemy fires it (neither cursor nor context here).
-    if connection._has_events or connection.engine._has_events:
-        connection.dispatch.after_cursor_execute(connection, None, plan.sql, arguments, None, False)
+    _executed(connection, plan.sql, arguments)
     return FastResult(plan.convert(records), _rowcount(status))
 
 

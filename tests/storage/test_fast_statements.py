@@ -1,24 +1,27 @@
-"""PostgreSQL: the hot statements run straight on the transaction's asyncpg connection.
+"""The hot statements skip SQLAlchemy's execution layer, in the unit of work's transaction.
 
-What they read and write must be what SQLAlchemy's way reads and writes, inside the
-unit of work's transaction, counted as statements, and their errors must surface as
-SQLAlchemy's, with the unit of work rolled back.
+On PostgreSQL they run on the transaction's asyncpg connection; on SQLite on the kept
+sqlite3 connection once the transaction holds the write lock. What they read and write
+must be what SQLAlchemy's way reads and writes, inside the unit of work's transaction,
+counted as statements, and their errors must surface as SQLAlchemy's, with the unit of
+work rolled back.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_cursor
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from storage.db import Database
 from storage.models import DialogSession, InboxUpdate, Report
 from storage.records import IncomingUpdate
-from storage.repositories._pg import FastStatement
+from storage.repositories._fast import FastStatement
 from tests.support.sql import statements
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -27,23 +30,25 @@ STATE = {"step": "ask", "answers": {"text": "café ☕", "n": 1.5, "none": None,
 
 @pytest.fixture
 def postgres(database: Database) -> Database:
-    """The database, PostgreSQL only (SQLite has its own fast way: _WriterSession)."""
+    """The database, PostgreSQL only."""
     if database.is_sqlite:
         pytest.skip("PostgreSQL's asyncpg connection")
     return database
 
 
 @pytest.fixture
-def adapter_executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements that went through SQLAlchemy's asyncpg cursor."""
+def ordinary_executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements that went through SQLAlchemy's execution layer."""
     seen: list[str] = []
-    original = AsyncAdapt_asyncpg_cursor._prepare_and_execute
+    original = Connection._execute_context
 
-    async def counted(self: Any, operation: str, parameters: Any) -> Any:
-        seen.append(operation)
-        return await original(self, operation, parameters)
+    def counted(
+        self: Connection, dialect: Any, constructor: Any, statement: Any, *a: Any, **kw: Any
+    ) -> Any:
+        seen.append(str(statement))
+        return original(self, dialect, constructor, statement, *a, **kw)
 
-    monkeypatch.setattr(AsyncAdapt_asyncpg_cursor, "_prepare_and_execute", counted)
+    monkeypatch.setattr(Connection, "_execute_context", counted)
     return seen
 
 
@@ -71,12 +76,12 @@ async def _citizen_with_session(database: Database) -> int:
     return citizen.id
 
 
-async def test_the_hot_statements_skip_sqlalchemys_cursor(
-    postgres: Database, adapter_executions: list[str]
+async def test_the_hot_statements_skip_sqlalchemys_execution_layer(
+    database: Database, ordinary_executions: list[str]
 ) -> None:
-    citizen_id = await _citizen_with_session(postgres)
-    adapter_executions.clear()
-    async with postgres.uow() as uow:
+    citizen_id = await _citizen_with_session(database)
+    ordinary_executions.clear()
+    async with database.uow() as uow:
         assert await uow.repos.inbox.record_handled(incoming(1), NOW)
         await uow.repos.citizens.ensure(
             telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
@@ -91,17 +96,17 @@ async def test_the_hot_statements_skip_sqlalchemys_cursor(
             now=NOW,
             expires_at=NOW + timedelta(hours=2),
         )
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         assert not await uow.repos.inbox.record_handled(incoming(1), NOW)
-    assert adapter_executions == []
+    assert ordinary_executions == []
 
 
 async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
-    postgres: Database,
+    database: Database,
 ) -> None:
-    citizen_id = await _citizen_with_session(postgres)
+    citizen_id = await _citizen_with_session(database)
     later = NOW + timedelta(minutes=30)
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         fast_citizen, _ = await uow.repos.citizens.ensure(
             telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
         )
@@ -117,7 +122,7 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
             nudge_at=None,
             pending_flow="rate",
         )
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         # Through SQLAlchemy's ordinary way: the ORM and the sessions' own SELECT.
         slow_citizen = await uow.repos.citizens.by_telegram_id(77)
         slow_session = await uow.repos.sessions.get(citizen_id)
@@ -133,7 +138,7 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
     assert slow_session.state == STATE
     assert slow_session.pending_flow == "rate"
     assert row == (STATE, None, later)
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         again, _ = await uow.repos.citizens.ensure(
             telegram_id=77, language="en", first_name="Ana", username=None, now=later
         )
@@ -142,34 +147,36 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
 
 
 async def test_the_first_statement_of_a_unit_of_work_runs_in_its_transaction(
-    postgres: Database,
+    database: Database,
 ) -> None:
     async def handler_fails() -> None:
-        async with postgres.uow() as uow:
+        async with database.uow() as uow:
             assert await uow.repos.inbox.record_handled(incoming(5), NOW)
             raise RuntimeError("handler failed")
 
     with pytest.raises(RuntimeError):
         await handler_fails()
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         assert await uow.session.scalar(select(InboxUpdate.update_id)) is None
         # And the mark commits with the unit of work when it ends cleanly.
         assert await uow.repos.inbox.record_handled(incoming(5), NOW)
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         assert await uow.session.scalar(select(InboxUpdate.status)) == "done"
 
 
 async def test_a_single_statement_unit_of_work_is_durable_at_once(postgres: Database) -> None:
+    # On PostgreSQL it runs in autocommit (on SQLite it is an urgent transaction, and
+    # a second one would wait for it).
     async with postgres.single_statement() as uow:
         assert await uow.repos.inbox.record_handled(incoming(6), NOW)
         async with postgres.uow() as other:  # another connection sees it already
             assert await other.session.scalar(select(InboxUpdate.update_id)) == 6
 
 
-async def test_they_are_counted_as_statements(postgres: Database) -> None:
-    await _citizen_with_session(postgres)
-    with statements(postgres) as seen:
-        async with postgres.uow() as uow:
+async def test_they_are_counted_as_statements(database: Database) -> None:
+    await _citizen_with_session(database)
+    with statements(database) as seen:
+        async with database.uow() as uow:
             await uow.repos.inbox.record_handled(incoming(2), NOW)
             await uow.repos.citizens.ensure(
                 telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
@@ -179,29 +186,29 @@ async def test_they_are_counted_as_statements(postgres: Database) -> None:
 
 
 async def test_a_unique_violation_surfaces_as_sqlalchemys_and_rolls_back(
-    postgres: Database,
+    database: Database,
 ) -> None:
     duplicate = FastStatement(
         insert(InboxUpdate).values(update_id=3, status="done", attempts=1, received_at=NOW)
     )
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         await duplicate.execute(uow.session, {})
 
     async def insert_twice() -> None:
-        async with postgres.uow() as uow:
+        async with database.uow() as uow:
             assert await uow.repos.inbox.record_handled(incoming(4), NOW)
             await duplicate.execute(uow.session, {})
 
     with pytest.raises(IntegrityError):
         await insert_twice()
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         ids = (await uow.session.scalars(select(InboxUpdate.update_id))).all()
     assert ids == [3]
 
 
-async def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it(postgres: Database) -> None:
+async def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it(database: Database) -> None:
     with pytest.raises(StatementError, match="naive datetime"):
-        async with postgres.uow() as uow:
+        async with database.uow() as uow:
             await uow.repos.inbox.record_handled(incoming(8), NOW.replace(tzinfo=None))
 
 
@@ -225,10 +232,35 @@ async def test_a_dropped_connection_fails_the_unit_of_work_and_is_replaced(
     assert ids == [12]
 
 
-async def test_a_statement_it_cannot_run_exactly_is_refused(postgres: Database) -> None:
+async def test_a_statement_it_cannot_run_exactly_is_refused(database: Database) -> None:
     # A Float column's result processor reads the driver's column type, which a plan
     # compiled before execution does not know.
     latitude = FastStatement(select(Report.latitude).where(Report.id == bindparam("p_id")))
-    async with postgres.uow() as uow:
+    async with database.uow() as uow:
         with pytest.raises(TypeError, match="not a statement FastStatement can run"):
             await latitude.execute(uow.session, {"p_id": 1})
+
+
+async def test_sqlite_takes_the_ordinary_way_when_refused_for_a_lock(
+    database: Database, monkeypatch: pytest.MonkeyPatch, ordinary_executions: list[str]
+) -> None:
+    # Not expected with the write lock held; if SQLite says busy anyway, the statement
+    # did not run, and SQLAlchemy's way (which waits for the lock) runs it once.
+    if not database.is_sqlite:
+        pytest.skip("SQLite's kept connection")
+    async with database.uow() as uow:
+        connection = await uow.session.in_place()  # type: ignore[attr-defined]
+        driver = connection.connection.driver_connection
+        refused: list[str] = []
+
+        def busy(sql: str, *_args: Any) -> Any:
+            refused.append(sql)
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(driver, "execute", busy, raising=False)
+        assert await uow.repos.inbox.record_handled(incoming(20), NOW)
+        monkeypatch.undo()
+    assert len(refused) == 1 and "INSERT INTO inbox_updates" in refused[0]
+    assert len(ordinary_executions) == 1 and ordinary_executions[0] == refused[0]
+    async with database.uow() as uow:
+        assert (await uow.session.scalars(select(InboxUpdate.update_id))).all() == [20]
