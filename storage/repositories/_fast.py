@@ -56,7 +56,7 @@ _Processor = Callable[[Any], Any] | None
 
 
 class FastResult:
-    """The rows (plain tuples) and row count of a statement run on asyncpg."""
+    """The rows (plain tuples) and row count of a statement run the fast way."""
 
     __slots__ = ("rowcount", "rows")
 
