@@ -34,6 +34,15 @@ class Delivery:
     new: bool = False
 
 
+def citizen_of(data: dict[str, Any]) -> User | None:
+    """The user an update makes a citizen of: a person, in a private chat (or none)."""
+    user: User | None = data.get("event_from_user")
+    chat: Chat | None = data.get("event_chat")
+    if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
+        return user
+    return None
+
+
 class UnitOfWorkMiddleware(BaseMiddleware):
     """Runs the handlers in one transaction with the update's inbox mark.
 
@@ -58,13 +67,19 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         services = self._services
         delivery: Delivery | None = data.get("delivery")
         out = Outgoing()
+        # The citizen CitizenMiddleware will look up, read with the inbox mark where the
+        # database can do both in one statement.
+        sender = citizen_of(data)
+        reading = sender.id if sender is not None else None
         async with services.database.uow() as uow:
             now = services.clock.now()
             if delivery is not None:
-                delivery.new = await uow.repos.inbox.record_handled(delivery.item, now)
+                delivery.new = await uow.repos.inbox.record_handled(
+                    delivery.item, now, reading=reading
+                )
                 fresh = delivery.new
             else:
-                fresh = await uow.repos.inbox.close(event.update_id, now)
+                fresh = await uow.repos.inbox.close(event.update_id, now, reading=reading)
             if not fresh:
                 return UNHANDLED
             data["uow"] = uow
@@ -117,9 +132,8 @@ class CitizenMiddleware(BaseMiddleware):
         self._services = services
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
-        chat: Chat | None = data.get("event_chat")
-        if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
+        user = citizen_of(data)
+        if user is not None:
             services = self._services
             citizen, created = await data["uow"].repos.citizens.ensure(
                 telegram_id=user.id,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import FromClause, Select, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,7 @@ def _known(session: AsyncSession) -> dict[int, CitizenRecord]:
 
 def _forget(session: AsyncSession) -> None:
     session.info.pop(_KNOWN, None)
+    session.info.pop(_READ_AHEAD, None)
 
 
 def new_pseudonym() -> str:
@@ -92,6 +94,30 @@ _ENSURE_LOOKUP = FastStatement(
     .outerjoin(_SESSIONS, _SESSIONS.c.citizen_id == _CITIZENS.c.id)
     .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
 )
+# The lookup's row read ahead by another statement (see lookup_joined_to), for ensure().
+_READ_AHEAD = "citizens_read_ahead"
+
+
+def lookup_joined_to(driving: FromClause) -> Select[Any]:
+    """``driving``'s columns, then ensure()'s lookup of the citizen ``telegram_id``
+    (with the open session): one row per row of ``driving``, the citizen's columns
+    NULL for a stranger.
+
+    For a statement that does something else first (PostgreSQL: the inbox mark, as a
+    data-modifying CTE) and reads the citizen in the same round trip; hand the row to
+    :func:`read_ahead`.
+    """
+    return select(*driving.c, *_CITIZEN_COLUMNS, *session_columns()).select_from(
+        driving.outerjoin(_CITIZENS, _CITIZENS.c.telegram_id == bindparam("telegram_id")).outerjoin(
+            _SESSIONS, _SESSIONS.c.citizen_id == _CITIZENS.c.id
+        )
+    )
+
+
+def read_ahead(session: AsyncSession, telegram_id: int, row: Sequence[Any]) -> None:
+    """Keep the lookup's part of a :func:`lookup_joined_to` row (its last columns) for
+    the transaction's next ensure() of ``telegram_id``, which then runs no lookup."""
+    session.info[_READ_AHEAD] = (telegram_id, tuple(row[-_LOOKUP_WIDTH:]))
 
 
 def _register(insert: Any) -> Any:
@@ -114,6 +140,7 @@ def _register(insert: Any) -> Any:
 
 
 _REGISTER = {"sqlite": _register(sqlite.insert), "postgresql": _register(postgresql.insert)}
+_LOOKUP_WIDTH = len(_CITIZEN_COLUMNS) + len(session_columns())
 
 
 def _record_of_columns(row: Any) -> CitizenRecord:
@@ -168,7 +195,13 @@ class CitizenRepository:
         """
         # The open dialog session comes with the same query: nearly every update of a
         # citizen reads it next, and this saves that statement.
-        found = (await _ENSURE_LOOKUP.execute(self._session, {"telegram_id": telegram_id})).first()
+        ahead = self._session.info.pop(_READ_AHEAD, None)
+        if ahead is not None and ahead[0] == telegram_id:
+            found = ahead[1] if ahead[1][0] is not None else None
+        else:
+            found = (
+                await _ENSURE_LOOKUP.execute(self._session, {"telegram_id": telegram_id})
+            ).first()
         if found is not None:
             citizen = _record_of_columns(found)
             remember(self._session, citizen.id, record_of(found[len(_CITIZEN_COLUMNS) :]))

@@ -264,3 +264,51 @@ async def test_sqlite_takes_the_ordinary_way_when_refused_for_a_lock(
     assert len(ordinary_executions) == 1 and ordinary_executions[0] == refused[0]
     async with database.uow() as uow:
         assert (await uow.session.scalars(select(InboxUpdate.update_id))).all() == [20]
+
+
+async def test_postgresql_reads_the_citizen_in_the_inbox_marks_statement(
+    database: Database,
+) -> None:
+    citizen_id = await _citizen_with_session(database)
+    one_trip = not database.is_sqlite  # SQLite has no data-modifying CTE: two statements
+    with statements(database) as seen:
+        async with database.uow() as uow:
+            assert await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)
+            citizen, created = await uow.repos.citizens.ensure(
+                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+            )
+            session = await uow.repos.sessions.get(citizen_id)
+    assert [s.split()[0] for s in seen] == (["WITH"] if one_trip else ["INSERT", "SELECT"])
+    assert citizen.id == citizen_id and not created
+    assert session is not None and session.state == {"step": "start"}
+
+    # A stranger: read as nobody, then registered.
+    with statements(database) as seen:
+        async with database.uow() as uow:
+            assert await uow.repos.inbox.record_handled(incoming(31), NOW, reading=78)
+            stranger, created = await uow.repos.citizens.ensure(
+                telegram_id=78, language="fr", first_name="Zoé", username=None, now=NOW
+            )
+            assert await uow.repos.sessions.get(stranger.id) is None
+    assert created and stranger.telegram_id == 78 and stranger.language == "fr"
+    assert [s.split()[0] for s in seen] == (
+        ["WITH", "INSERT"] if one_trip else ["INSERT", "SELECT", "INSERT"]
+    )
+
+    # A stored update is claimed the same way, once; a repeat is refused.
+    async with database.uow() as uow:
+        await uow.repos.inbox.store([incoming(32)], NOW)
+    for expected in (True, False):
+        async with database.uow() as uow:
+            assert await uow.repos.inbox.close(32, NOW, reading=77) is expected
+            again, _ = await uow.repos.citizens.ensure(
+                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
+            )
+            assert again == citizen
+    async with database.uow() as uow:
+        assert not await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)
+        # What was read ahead serves only the citizen it was read for.
+        other, _ = await uow.repos.citizens.ensure(
+            telegram_id=78, language="en", first_name="Zoé", username=None, now=NOW
+        )
+        assert other.id == stranger.id
