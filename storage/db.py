@@ -265,12 +265,8 @@ class _WriterSession(AsyncSession):
         **kw: Any,
     ) -> Result[Any]:
         """:meth:`AsyncSession.execute`, run in place once the write lock is held."""
-        if not self.in_write_transaction:
-            if self._kept.in_transaction():  # SQLite ended it (an I/O error, say)
-                return await self._in_greenlet(
-                    statement, params, execution_options, bind_arguments, kw
-                )
-            await self._begin()
+        if not self.in_write_transaction and await self.in_place() is None:
+            return await self._in_greenlet(statement, params, execution_options, bind_arguments, kw)
         options = (
             util.immutabledict(execution_options).union(_PREBUFFER)
             if execution_options
@@ -288,7 +284,8 @@ class _WriterSession(AsyncSession):
             # Not expected with the write lock held; the statement did not run, and
             # the greenlet's way waits for the lock.
             if not (
-                isinstance(error.orig, sqlite3.OperationalError) and inline_sqlite._busy(error.orig)
+                isinstance(error.orig, sqlite3.OperationalError)
+                and inline_sqlite.is_busy(error.orig)
             ):
                 raise
             return await self._in_greenlet(statement, params, execution_options, bind_arguments, kw)

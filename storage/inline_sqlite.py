@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _busy(error: sqlite3.OperationalError) -> bool:
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """True when SQLite refused for a lock (busy or locked): the statement did not run."""
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -70,7 +71,7 @@ def _patiently(call: Callable[[], T]) -> T:
     try:
         return call()
     except sqlite3.OperationalError as error:
-        if not _busy(error) or not in_greenlet():
+        if not is_busy(error) or not in_greenlet():
             raise
     deadline = time.monotonic() + BUSY_TIMEOUT
     pause = _FIRST_PAUSE
@@ -80,7 +81,7 @@ def _patiently(call: Callable[[], T]) -> T:
         try:
             return call()
         except sqlite3.OperationalError as error:
-            if not _busy(error) or time.monotonic() >= deadline:
+            if not is_busy(error) or time.monotonic() >= deadline:
                 raise
 
 
@@ -91,7 +92,7 @@ def checkpoint(path: str) -> None:
     try:
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.OperationalError as error:
-        if not _busy(error):  # busy: another process is checkpointing now
+        if not is_busy(error):  # busy: another process is checkpointing now
             raise
     finally:
         connection.close()
@@ -213,7 +214,7 @@ class Connection(sqlite3.Connection):
         try:
             super().execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if _busy(error):
+            if is_busy(error):
                 return False
             raise
         return True

@@ -235,7 +235,7 @@ async def _run_in_place(
         cursor = driver.execute(plan.sql, arguments)
         rows = cursor.fetchall()
     except sqlite3.Error as error:
-        if isinstance(error, sqlite3.OperationalError) and inline_sqlite._busy(error):
+        if isinstance(error, sqlite3.OperationalError) and inline_sqlite.is_busy(error):
             raise _BusyError from error
         await greenlet_spawn(
             connection._handle_dbapi_exception, error, plan.sql, arguments, None, None

@@ -94,8 +94,10 @@ _ENSURE_LOOKUP = FastStatement(
     .outerjoin(_SESSIONS, _SESSIONS.c.citizen_id == _CITIZENS.c.id)
     .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
 )
-# The lookup's row read ahead by another statement (see lookup_joined_to), for ensure().
+# The lookup's row read ahead by another statement (see lookup_joined_to), for ensure(),
+# and how many columns of such a row are the lookup's (its last ones).
 _READ_AHEAD = "citizens_read_ahead"
+_LOOKUP_WIDTH = len(_CITIZEN_COLUMNS) + len(session_columns())
 
 
 def lookup_joined_to(driving: FromClause) -> Select[Any]:
@@ -140,7 +142,6 @@ def _register(insert: Any) -> Any:
 
 
 _REGISTER = {"sqlite": _register(sqlite.insert), "postgresql": _register(postgresql.insert)}
-_LOOKUP_WIDTH = len(_CITIZEN_COLUMNS) + len(session_columns())
 
 
 def _record_of_columns(row: Any) -> CitizenRecord:

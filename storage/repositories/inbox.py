@@ -129,10 +129,10 @@ class InboxRepository:
         the same statement reads them ahead, see ``citizens.read_ahead``).
         """
         params = {"p_update_id": item.update_id, "p_now": now}
-        if reading is not None and dialect_name(self._session) == "postgresql":
+        dialect = dialect_name(self._session)
+        if reading is not None and dialect == "postgresql":
             return await self._mark_reading(_RECORD_HANDLED_READING, params, reading)
-        statement = _RECORD_HANDLED[dialect_name(self._session)]
-        result = await statement.execute(self._session, params)
+        result = await _RECORD_HANDLED[dialect].execute(self._session, params)
         return result.scalar() is not None
 
     async def close(self, update_id: int, now: datetime, *, reading: int | None = None) -> bool:

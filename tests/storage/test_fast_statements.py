@@ -18,9 +18,9 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
-from storage.db import Database
+from storage.db import Database, UnitOfWork
 from storage.models import DialogSession, InboxUpdate, Report
-from storage.records import IncomingUpdate
+from storage.records import CitizenRecord, IncomingUpdate
 from storage.repositories._fast import FastStatement
 from tests.support.sql import statements
 
@@ -56,11 +56,16 @@ def incoming(update_id: int) -> IncomingUpdate:
     return IncomingUpdate(update_id=update_id, chat_id=7, user_id=7, payload={"update_id": 1})
 
 
+async def _ana(uow: UnitOfWork, now: datetime = NOW) -> tuple[CitizenRecord, bool]:
+    """ensure() of the test's citizen, Telegram user 77."""
+    return await uow.repos.citizens.ensure(
+        telegram_id=77, language="en", first_name="Ana", username=None, now=now
+    )
+
+
 async def _citizen_with_session(database: Database) -> int:
     async with database.uow() as uow:
-        citizen, created = await uow.repos.citizens.ensure(
-            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-        )
+        citizen, created = await _ana(uow)
         assert created
         revision = await uow.repos.flows.add(
             flow_id="report", source="id: report", checksum="c", author="test", now=NOW
@@ -83,9 +88,7 @@ async def test_the_hot_statements_skip_sqlalchemys_execution_layer(
     ordinary_executions.clear()
     async with database.uow() as uow:
         assert await uow.repos.inbox.record_handled(incoming(1), NOW)
-        await uow.repos.citizens.ensure(
-            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-        )
+        await _ana(uow)
         session = await uow.repos.sessions.get(citizen_id)
         assert session is not None
         await uow.repos.sessions.save(
@@ -107,9 +110,7 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
     citizen_id = await _citizen_with_session(database)
     later = NOW + timedelta(minutes=30)
     async with database.uow() as uow:
-        fast_citizen, _ = await uow.repos.citizens.ensure(
-            telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-        )
+        fast_citizen, _ = await _ana(uow)
         fast_session = await uow.repos.sessions.get(citizen_id)
         assert fast_session is not None
         await uow.repos.sessions.save(
@@ -139,9 +140,7 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
     assert slow_session.pending_flow == "rate"
     assert row == (STATE, None, later)
     async with database.uow() as uow:
-        again, _ = await uow.repos.citizens.ensure(
-            telegram_id=77, language="en", first_name="Ana", username=None, now=later
-        )
+        again, _ = await _ana(uow, later)
         assert await uow.repos.sessions.get(citizen_id) == slow_session
     assert again == slow_citizen
 
@@ -178,9 +177,7 @@ async def test_they_are_counted_as_statements(database: Database) -> None:
     with statements(database) as seen:
         async with database.uow() as uow:
             await uow.repos.inbox.record_handled(incoming(2), NOW)
-            await uow.repos.citizens.ensure(
-                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-            )
+            await _ana(uow)
     assert [statement.split()[0] for statement in seen] == ["INSERT", "SELECT"]
     assert "inbox_updates" in seen[0] and "citizens" in seen[1]
 
@@ -274,9 +271,7 @@ async def test_postgresql_reads_the_citizen_in_the_inbox_marks_statement(
     with statements(database) as seen:
         async with database.uow() as uow:
             assert await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)
-            citizen, created = await uow.repos.citizens.ensure(
-                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-            )
+            citizen, created = await _ana(uow)
             session = await uow.repos.sessions.get(citizen_id)
     assert [s.split()[0] for s in seen] == (["WITH"] if one_trip else ["INSERT", "SELECT"])
     assert citizen.id == citizen_id and not created
@@ -301,9 +296,7 @@ async def test_postgresql_reads_the_citizen_in_the_inbox_marks_statement(
     for expected in (True, False):
         async with database.uow() as uow:
             assert await uow.repos.inbox.close(32, NOW, reading=77) is expected
-            again, _ = await uow.repos.citizens.ensure(
-                telegram_id=77, language="en", first_name="Ana", username=None, now=NOW
-            )
+            again, _ = await _ana(uow)
             assert again == citizen
     async with database.uow() as uow:
         assert not await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)

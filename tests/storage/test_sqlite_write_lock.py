@@ -24,7 +24,7 @@ async def test_a_transaction_waits_for_another_process_lock_then_runs(
         pytest.skip("SQLite's database-wide write lock")
     busy_answers = 0
     waiting = asyncio.Event()
-    real_busy = inline_sqlite._busy
+    real_busy = inline_sqlite.is_busy
 
     def busy(error: sqlite3.OperationalError) -> bool:
         nonlocal busy_answers
@@ -36,7 +36,7 @@ async def test_a_transaction_waits_for_another_process_lock_then_runs(
                 waiting.set()
         return found
 
-    monkeypatch.setattr(inline_sqlite, "_busy", busy)
+    monkeypatch.setattr(inline_sqlite, "is_busy", busy)
     other = sqlite3.connect(str(database.url.database), isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
