@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import gc
 import inspect
 import time
 from collections import Counter, defaultdict
@@ -43,6 +42,7 @@ from bench.harness import (
     BACKENDS,
     available_backends,
     describe_machine,
+    frozen_heap,
     machine,
     table,
     write_results,
@@ -202,14 +202,12 @@ async def breakdown(backend: str, citizens: int) -> dict[str, Any]:
                 event.listen(engine.sync_engine, "after_cursor_execute", count)
             factory = UpdateFactory()
             await drive(target, factory, report_journey, range(citizens, citizens + 10), 1)
-            gc.collect()
-            gc.freeze()  # as the bot does before serving (bot.app.run)
-            timers.clear()
-            statements.clear()
-            hops.install()
-            run = await drive(target, factory, report_journey, range(citizens), 1)
+            with frozen_heap():
+                timers.clear()
+                statements.clear()
+                hops.install()
+                run = await drive(target, factory, report_journey, range(citizens), 1)
     finally:
-        gc.unfreeze()
         hops.remove()
         timers.restore()
     updates = run.updates

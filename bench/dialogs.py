@@ -63,6 +63,7 @@ from bench.harness import (
     available_backends,
     describe_machine,
     fresh_database,
+    frozen_heap,
     machine,
     percentile,
     ratio,
@@ -577,13 +578,7 @@ async def measure(backend: str, plan: Plan) -> dict[str, dict[str, Any]]:
             )
             for kind, target in targets.items()
         ]
-        # As the bot does before serving (bot.app.run): what start-up built lives as long
-        # as the process, so full collections need not walk it. Without this a full
-        # collection of every target's objects (about 0.3 s) lands in whichever slice
-        # triggers it.
-        gc.collect()
-        gc.freeze()
-        stack.callback(gc.unfreeze)
+        stack.enter_context(frozen_heap())
         loaded = [
             Lane(
                 target, journey_of(kind), range(plan.citizens), plan.concurrency, first_update_id=1

@@ -48,6 +48,7 @@ from aiogram.methods import SendMessage
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
+from bench.harness import frozen_heap
 from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -263,10 +264,11 @@ async def measure_rate(
             await _queue_one_each(runtime, users)
             await client.clear_calls()
             sender = OutboxSender(runtime.services, runtime.bot, worker_id=f"bench-{backend}")
-            emulator_cpu, cpu = _cpu_seconds(process.pid), time.process_time()
-            started = time.perf_counter()
-            sent = await sender.drain_once()
-            seconds = time.perf_counter() - started
+            with frozen_heap():
+                emulator_cpu, cpu = _cpu_seconds(process.pid), time.process_time()
+                started = time.perf_counter()
+                sent = await sender.drain_once()
+                seconds = time.perf_counter() - started
             cpu, emulator_cpu = (
                 time.process_time() - cpu,
                 _cpu_seconds(process.pid) - emulator_cpu,
