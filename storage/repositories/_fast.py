@@ -64,6 +64,10 @@ class FastResult:
         self.rows = rows
         self.rowcount = rowcount
 
+    def all(self) -> list[tuple[Any, ...]]:
+        """Every row."""
+        return self.rows
+
     def first(self) -> tuple[Any, ...] | None:
         """The first row, or None."""
         return self.rows[0] if self.rows else None
@@ -151,8 +155,8 @@ class FastStatement:
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
         """Run the statement in the session's transaction; a :class:`FastResult` the
-        fast way, SQLAlchemy's result otherwise (both give ``first``, ``scalar`` and
-        ``rowcount``)."""
+        fast way, SQLAlchemy's result otherwise (both give ``all``, ``first``, ``scalar``
+        and ``rowcount``)."""
         in_place = getattr(session, "in_place", None)
         if in_place is not None:  # SQLite's writer session
             connection = await in_place()

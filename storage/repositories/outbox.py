@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Table,
     and_,
@@ -53,10 +54,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from storage.models import Citizen, OutboxMessage
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts, serialize
+from storage.repositories._fast import FastStatement
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -203,12 +206,12 @@ def _error_keeping_doubt(error: str) -> Any:
     )
 
 
-def _attempted_by(worker_id: str | BindParameter[Any]) -> Any:
+def _attempted_by(worker_id: str | BindParameter[Any], status: Any = _T.c.status) -> Any:
     """Rows this worker is sending, and rows lease recovery queued for an in-doubt resend
     that no one claimed yet (the confirmation of the first attempt came in time)."""
     return or_(
-        and_(_T.c.status == SENDING, _T.c.claimed_by == worker_id),
-        and_(_T.c.status == RETRY, _T.c.last_error.like(IN_DOUBT + "%")),
+        and_(status == SENDING, _T.c.claimed_by == worker_id),
+        and_(status == RETRY, _T.c.last_error.like(IN_DOUBT + "%")),
     )
 
 
@@ -224,24 +227,100 @@ def _lease_expired(now: datetime, worker_id: str | None, leased_before: datetime
 
 # Built once too: every update whose replies are kept runs both.
 _START_SENDING = insert(_T).returning(_T.c.id, sort_by_parameter_order=True)
+_DIALECTS = ("sqlite", "postgresql")
+_WORKER = bindparam("p_worker_id", type_=_T.c.claimed_by.type)
+_NOW = bindparam("p_now", type_=_T.c.not_before.type)
 
 
-def _finish_sent(dialect: str) -> Any:
-    # The same statement as OutboxRepository._ids and _attempted_by build, with the
-    # ids and the worker as parameters.
+def _status(dialect: str) -> Any:
+    """The status column; on SQLite ``+status``, which no index serves, so that the rows
+    are found by their listed ids. Without statistics SQLite's planner preferred the due
+    index's status ranges and tested every row there against the whole list."""
+    if dialect == "postgresql":
+        return _T.c.status
+    return UnaryExpression(_T.c.status, operator=custom_op("+"), type_=_T.c.status.type)
+
+
+def _listed(dialect: str) -> Any:
+    """``id`` is one of the list parameter ``p_ids``, with the primary key the way in.
+
+    One parameter whatever the list's length, so the statement compiles once and runs
+    as a :class:`FastStatement`: a JSON array walked by ``json_each`` on SQLite, an
+    array joined with ``unnest`` on PostgreSQL (see :meth:`OutboxRepository._ids` for
+    why not ``IN``).
+    """
     if dialect == "postgresql":
         picked = (
             func.unnest(bindparam("p_ids", type_=ARRAY(BigInteger)))
             .table_valued("id")
             .render_derived(name="picked")
         )
-        listed: Any = _T.c.id == picked.c.id
+        return _T.c.id == picked.c.id
+    listed = func.json_each(bindparam("p_ids", type_=JSON)).table_valued("value")
+    return _T.c.id.in_(select(listed.c.value))
+
+
+def _finish_sent(dialect: str) -> FastStatement:
+    return FastStatement(
+        delete(_T).where(_listed(dialect), _attempted_by(_WORKER, _status(dialect)))
+    )
+
+
+def _mark_attempts(dialect: str) -> FastStatement:
+    return FastStatement(
+        update(_T)
+        .where(_listed(dialect), _status(dialect) == CLAIMED, _T.c.claimed_by == _WORKER)
+        .values(
+            status=SENDING,
+            attempts=_T.c.attempts + 1,
+            attempted_at=_NOW,
+            lease_until=bindparam("p_lease_until", type_=_T.c.lease_until.type),
+        )
+        .returning(_T.c.id)
+    )
+
+
+def _mark_sent(dialect: str) -> FastStatement:
+    """Sent rows get Telegram's message ids: on PostgreSQL two arrays (``p_ids``,
+    ``p_message_ids``) joined to the rows, on SQLite one JSON array of pairs
+    (``p_sent``), read once (a join of two ``json_each`` would scan one per row)."""
+    if dialect == "postgresql":
+        numbered: Any = (
+            func.unnest(
+                bindparam("p_ids", type_=ARRAY(BigInteger)),
+                bindparam("p_message_ids", type_=ARRAY(BigInteger)),
+            )
+            .table_valued("row_id", "message_id")
+            .render_derived(name="numbered")
+        )
     else:
-        listed = _T.c.id.in_(bindparam("p_ids", expanding=True))
-    return delete(_T).where(listed, _attempted_by(bindparam("p_worker_id")))
+        pairs = func.json_each(bindparam("p_sent", type_=JSON)).table_valued("value")
+        numbered = select(
+            func.json_extract(pairs.c.value, "$[0]").label("row_id"),
+            func.json_extract(pairs.c.value, "$[1]").label("message_id"),
+        ).subquery("numbered")
+    due = _T.c.not_before.type
+    return FastStatement(
+        update(_T)
+        .where(_T.c.id == numbered.c.row_id, _attempted_by(_WORKER, _status(dialect)))
+        .values(
+            status=SENT,
+            sent_at=_NOW,
+            # When the chat may get its next message (other workers respect it).
+            not_before=case(
+                (_T.c.chat_id < 0, bindparam("p_group_due", type_=due)),
+                else_=bindparam("p_chat_due", type_=due),
+            ),
+            lease_until=None,
+            telegram_message_id=numbered.c.message_id,
+        )
+        .returning(_T.c.id)
+    )
 
 
-_FINISH_SENT = {dialect: _finish_sent(dialect) for dialect in ("sqlite", "postgresql")}
+_FINISH_SENT = {dialect: _finish_sent(dialect) for dialect in _DIALECTS}
+_MARK_ATTEMPTS = {dialect: _mark_attempts(dialect) for dialect in _DIALECTS}
+_MARK_SENT = {dialect: _mark_sent(dialect) for dialect in _DIALECTS}
 
 
 class OutboxRepository:
@@ -387,11 +466,10 @@ class OutboxRepository:
         """
         if not ids:
             return 0
-        result = await self._session.execute(
-            _FINISH_SENT[dialect_name(self._session)],
-            {"p_ids": list(ids), "p_worker_id": worker_id},
+        result = await _FINISH_SENT[dialect_name(self._session)].execute(
+            self._session, {"p_ids": list(ids), "p_worker_id": worker_id}
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def claim_due(
         self,
@@ -512,18 +590,16 @@ class OutboxRepository:
         """
         if not ids:
             return set()
-        result = await self._session.execute(
-            update(_T)
-            .where(self._ids(ids), _T.c.status == CLAIMED, _T.c.claimed_by == worker_id)
-            .values(
-                status=SENDING,
-                attempts=_T.c.attempts + 1,
-                attempted_at=now,
-                lease_until=lease_until,
-            )
-            .returning(_T.c.id)
+        result = await _MARK_ATTEMPTS[dialect_name(self._session)].execute(
+            self._session,
+            {
+                "p_ids": list(ids),
+                "p_worker_id": worker_id,
+                "p_now": now,
+                "p_lease_until": lease_until,
+            },
         )
-        return {int(row_id) for row_id in result.scalars().all()}
+        return {int(row[0]) for row in result.all()}
 
     async def mark_sent(
         self,
@@ -544,48 +620,19 @@ class OutboxRepository:
         """
         if not sent:
             return set()
-        claimable = _attempted_by(worker_id)
-        values: dict[str, Any] = {
-            "status": SENT,
-            "sent_at": now,
-            "not_before": case((_T.c.chat_id < 0, now + group_gap), else_=now + chat_gap),
-            "lease_until": None,
+        dialect = dialect_name(self._session)
+        params: dict[str, Any] = {
+            "p_worker_id": worker_id,
+            "p_now": now,
+            "p_chat_due": now + chat_gap,
+            "p_group_due": now + group_gap,
         }
-        if dialect_name(self._session) == "postgresql":
-            # One statement: the message ids come in as two arrays joined to the rows.
-            numbered = (
-                func.unnest(
-                    literal(list(sent), ARRAY(BigInteger)),
-                    literal(list(sent.values()), ARRAY(BigInteger)),
-                )
-                .table_valued("row_id", "message_id")
-                .render_derived(name="numbered")
-            )
-            result = await self._session.execute(
-                update(_T)
-                .where(_T.c.id == numbered.c.row_id, claimable)
-                .values(**values, telegram_message_id=numbered.c.message_id)
-                .returning(_T.c.id)
-            )
-            return {int(row_id) for row_id in result.scalars().all()}
-        result = await self._session.execute(
-            update(_T).where(_T.c.id.in_(list(sent)), claimable).values(**values).returning(_T.c.id)
-        )
-        marked = {int(row_id) for row_id in result.scalars().all()}
-        # SQLite runs one statement for many rows in a C loop (executemany).
-        numbered_rows = [
-            {"row_id": row_id, "message_id": message_id}
-            for row_id, message_id in sent.items()
-            if message_id is not None and row_id in marked
-        ]
-        if numbered_rows:
-            await self._session.execute(
-                update(_T)
-                .where(_T.c.id == bindparam("row_id"))
-                .values(telegram_message_id=bindparam("message_id")),
-                numbered_rows,
-            )
-        return marked
+        if dialect == "postgresql":
+            params.update(p_ids=list(sent), p_message_ids=list(sent.values()))
+        else:
+            params["p_sent"] = [[row_id, message_id] for row_id, message_id in sent.items()]
+        result = await _MARK_SENT[dialect].execute(self._session, params)
+        return {int(row[0]) for row in result.all()}
 
     async def mark_retry(
         self,

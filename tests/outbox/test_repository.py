@@ -168,6 +168,49 @@ async def test_attempt_then_sent(database: Database) -> None:
     assert row.attempted_at == NOW
 
 
+async def test_sent_rows_get_their_message_ids_and_hold_their_chats(database: Database) -> None:
+    """Each row its own message id (or none), and its chat rests for the chat's
+    interval: a private chat's or a group's."""
+    [private], [group], [silent] = [await queue(database, chat) for chat in (9, -100, 12)]
+    await claim(database)
+    assert await attempt(database, [private, group, silent]) == {private, group, silent}
+    async with database.uow() as uow:
+        marked = await uow.repos.outbox.mark_sent(
+            {private: 501, group: 502, silent: None},
+            worker_id="w1",
+            now=NOW,
+            chat_gap=timedelta(seconds=1),
+            group_gap=timedelta(seconds=3),
+        )
+        rows = await uow.repos.outbox.messages([private, group, silent])
+    assert marked == {private, group, silent}
+    assert {(row.id, row.status, row.telegram_message_id, row.not_before) for row in rows} == {
+        (private, SENT, 501, NOW + timedelta(seconds=1)),
+        (group, SENT, 502, NOW + timedelta(seconds=3)),
+        (silent, SENT, None, NOW + timedelta(seconds=1)),
+    }
+
+
+async def test_the_sender_bookkeeping_finds_rows_by_primary_key(database: Database) -> None:
+    """SQLite: the id list (a JSON array) is walked once, each row found by its key;
+    never a scan of the table per id or of the ids per row."""
+    if not database.is_sqlite:
+        pytest.skip("PostgreSQL joins the ids as an array, as _ids does")
+    from storage.repositories.outbox import _FINISH_SENT, _MARK_ATTEMPTS, _MARK_SENT
+
+    async with database.uow() as uow:
+        dialect = uow.session.get_bind().dialect
+        for statement in (_MARK_SENT, _MARK_ATTEMPTS, _FINISH_SENT):
+            sql = statement["sqlite"]._plan(dialect).sql
+            connection = await uow.session.connection()
+            arguments = (None,) * sql.count("?")
+            rows = (await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, arguments)).all()
+            plan = " | ".join(str(row[-1]) for row in rows)
+            assert "SEARCH outbox_messages USING INTEGER PRIMARY KEY" in plan, plan
+            assert "SCAN outbox_messages" not in plan, plan
+            assert plan.count("SCAN") == 1, plan
+
+
 async def test_recovery_releases_claims_and_puts_attempts_in_doubt_once(
     database: Database,
 ) -> None:
