@@ -90,6 +90,9 @@ INLINE_RETRY_AFTER = 30.0
 UNAUTHORIZED_PAUSE = 60.0
 # Attempts recorded ahead of their send, in seconds of sending at the overall rate.
 LOOKAHEAD = 0.25
+# Seconds the bookkeeping waits for more to write in the same transaction (well
+# within the lookahead: a send never waits for it at full rate).
+GATHER = 0.005
 _PAID_METHODS = frozenset(
     name
     for name in dir(telegram_methods)
@@ -225,9 +228,11 @@ class _Writes:
             open=lambda _first: database.uow(),
             name="outbox-writes",
             retry=_retry_bookkeeping,
-            # A finished send queues its mark and frees room for the next attempt at
-            # the same moment: one turn of the loop lets both share a transaction.
-            first_turn=True,
+            # Marks and attempts of a few milliseconds share a transaction. On SQLite,
+            # where a transaction holds the event loop for about a millisecond, a
+            # 6,000-message paid broadcast otherwise took 3,100 transactions of one
+            # or two rows each (669 with the wait, and 860 -> 975 messages a second).
+            gather=GATHER,
         )
 
     @property

@@ -43,8 +43,10 @@ class GroupCommit(Generic[ItemT, ResultT]):
     ``open(items)`` gives the unit of work for a batch whose first item is
     ``items[0]`` (it sees only that one: the batch is taken after it opens).
     ``size`` and ``limit`` cap a batch (at least one item is always taken).
-    ``first_turn``: let the event loop turn once before each batch, so callers
-    woken by the previous batch join the next one.
+    ``gather``: before each batch, let the event loop turn once (0) or wait that many
+    seconds, so that callers woken by the previous batch, or arriving meanwhile, join
+    the next one. Where a transaction costs the event loop more than its wait (SQLite,
+    in place), batches otherwise stay as small as what arrives during one transaction.
     """
 
     def __init__(
@@ -56,7 +58,7 @@ class GroupCommit(Generic[ItemT, ResultT]):
         retry: Retry = never,
         limit: int | None = None,
         size: Callable[[ItemT], int] = lambda _item: 1,
-        first_turn: bool = False,
+        gather: float | None = None,
     ) -> None:
         self._write = write
         self._open = open
@@ -64,7 +66,7 @@ class GroupCommit(Generic[ItemT, ResultT]):
         self._retry = retry
         self._limit = limit
         self._size = size
-        self._first_turn = first_turn
+        self._gather = gather
         self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0
@@ -98,8 +100,8 @@ class GroupCommit(Generic[ItemT, ResultT]):
     async def _write_waiting(self) -> None:
         try:
             while self._waiting:
-                if self._first_turn:
-                    await asyncio.sleep(0)
+                if self._gather is not None:
+                    await asyncio.sleep(self._gather)
                 await self._write_batch()
         finally:
             self._writer = None

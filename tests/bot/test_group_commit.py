@@ -125,9 +125,7 @@ async def test_a_unit_of_work_that_cannot_open_fails_the_waiting_callers() -> No
 
 async def test_idle_waits_for_what_was_submitted() -> None:
     books = Books()
-    group: GroupCommit[int, int] = GroupCommit(
-        books.write, open=books.open, name="test", first_turn=True
-    )
+    group: GroupCommit[int, int] = GroupCommit(books.write, open=books.open, name="test", gather=0)
     books.gate.clear()
     pending = asyncio.create_task(group.submit(7))
     await turns()
@@ -137,3 +135,20 @@ async def test_idle_waits_for_what_was_submitted() -> None:
     books.gate.set()
     await asyncio.wait_for(idle, 5)
     assert pending.done() and pending.result() == 70
+
+
+@pytest.mark.parametrize(("gather", "batches"), [(0, [[1], [2]]), (1.0, [[1, 2]])])
+async def test_gather_waits_for_callers_before_a_batch(
+    gather: float, batches: list[list[int]]
+) -> None:
+    """One turn of the loop, or a wait: a caller arriving a few turns later joins only the
+    wait's batch."""
+    books = Books()
+    group: GroupCommit[int, int] = GroupCommit(
+        books.write, open=books.open, name="test", gather=gather
+    )
+    first = asyncio.create_task(group.submit(1))
+    await turns()
+    second = asyncio.create_task(group.submit(2))
+    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == [10, 20]
+    assert books.batches == batches
