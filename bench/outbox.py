@@ -49,6 +49,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from bench.harness import frozen_heap
+from bench.processes import cpu_seconds
 from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -176,11 +177,6 @@ async def emulator_process() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]
         process.wait(timeout=10)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- the sender's rate -----------------------------------------------------------------------
 
 
@@ -265,13 +261,13 @@ async def measure_rate(
             await client.clear_calls()
             sender = OutboxSender(runtime.services, runtime.bot, worker_id=f"bench-{backend}")
             with frozen_heap():
-                emulator_cpu, cpu = _cpu_seconds(process.pid), time.process_time()
+                emulator_cpu, cpu = cpu_seconds(process.pid), time.process_time()
                 started = time.perf_counter()
                 sent = await sender.drain_once()
                 seconds = time.perf_counter() - started
             cpu, emulator_cpu = (
                 time.process_time() - cpu,
-                _cpu_seconds(process.pid) - emulator_cpu,
+                cpu_seconds(process.pid) - emulator_cpu,
             )
             calls = await client.calls(method="sendMessage")
         ok = [call for call in calls if call.ok]
@@ -321,7 +317,7 @@ async def plain_aiogram_ceiling(
             async with gate:
                 await runtime.bot(SendMessage(chat_id=users[index % len(users)], text="x"))
 
-        emulator_cpu, cpu = _cpu_seconds(process.pid), time.process_time()
+        emulator_cpu, cpu = cpu_seconds(process.pid), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(one(index) for index in range(count)))
         seconds = time.perf_counter() - started
@@ -330,7 +326,7 @@ async def plain_aiogram_ceiling(
             "per_second": round(count / seconds, 1),
             "client_cpu_ms_per_message": round(1000 * (time.process_time() - cpu) / count, 3),
             "emulator_cpu_ms_per_message": round(
-                1000 * (_cpu_seconds(process.pid) - emulator_cpu) / count, 3
+                1000 * (cpu_seconds(process.pid) - emulator_cpu) / count, 3
             ),
         }
     finally:

@@ -55,6 +55,12 @@ def memory_mb(pid: int) -> dict[str, float]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ChildProcess:
     """A Python module run as a child process, its output kept."""
 

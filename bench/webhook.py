@@ -44,7 +44,7 @@ from bench.harness import (
     table,
     write_results,
 )
-from bench.processes import WEBHOOK_SECRET, fake_api, memory_mb, running_bot
+from bench.processes import WEBHOOK_SECRET, cpu_seconds, fake_api, memory_mb, running_bot
 from storage import migrate
 
 NAME = "webhook"
@@ -173,6 +173,7 @@ async def measure_bot(
             await migrate.upgrade(url)  # `citizenbot db upgrade`, required first on PostgreSQL
         async with running_bot(url, api_base) as bot, aiohttp.ClientSession() as http:
             before = await api_calls(http, api_base)
+            cpu = cpu_seconds(bot.pid)
             started = time.monotonic()
             load = await offer(bot.webhook, bodies, plan)
             backlog = (await bot.health(http))["backlog"]
@@ -180,6 +181,7 @@ async def measure_bot(
             remaining = (await bot.health(http))["backlog"]
             elapsed = time.monotonic() - started
             calls = await api_calls(http, api_base) - before
+            cpu = cpu_seconds(bot.pid) - cpu
             memory = memory_mb(bot.pid)
     summary = load.summary()
     handled = load.statuses.get("200", 0) - remaining
@@ -192,6 +194,9 @@ async def measure_bot(
             "handled": handled,
             "handled_per_second": round(handled / elapsed, 1),
             "replies_sent": calls.get("sendMessage", 0),
+            # The bot process's CPU from the first request until the backlog drained:
+            # steadier than the latencies on a shared machine.
+            "cpu_ms_per_update": round(1000 * cpu / max(handled, 1), 3),
             "rss_mb": round(memory.get("VmRSS", 0.0), 1),
             "peak_rss_mb": round(memory.get("VmHWM", 0.0), 1),
         }
@@ -263,6 +268,7 @@ def print_results(results: dict[str, Any], plan: Plan) -> None:
                 non_200,
                 f.get("backlog_after_load", 0),
                 f.get("backlog_left", 0),
+                f.get("cpu_ms_per_update", float("nan")),
                 f.get("peak_rss_mb", float("nan")),
             ]
         )
@@ -283,6 +289,7 @@ def print_results(results: dict[str, Any], plan: Plan) -> None:
                 "non-200",
                 "backlog",
                 "backlog left",
+                "CPU ms/upd",
                 "peak RSS MB",
             ],
             rows,
