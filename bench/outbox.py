@@ -26,30 +26,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 from aiogram.methods import SendMessage
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
-from bench.harness import frozen_heap
-from bench.processes import cpu_seconds
+from bench.harness import (
+    BACKENDS,
+    available_backends,
+    describe_machine,
+    fresh_database,
+    frozen_heap,
+    load_average,
+    machine,
+    table,
+    write_results,
+)
+from bench.processes import cpu_seconds, free_port
 from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -59,104 +58,25 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Citizen, OutboxMessage
 
-RESULTS = Path(__file__).with_name("results") / "outbox.json"
-POSTGRES_SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN = "424242:bench-outbox-token_abcdef"
 FIRST_USER = 900_000
 
 
-# --- the machine ----------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _load() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
-
-
-async def _postgres_version(server: str) -> str | None:
-    try:
-        connection = await asyncpg.connect(_asyncpg_dsn(server), timeout=5)
-    except (OSError, asyncpg.PostgresError):
-        return None
-    try:
-        return str(await connection.fetchval("SHOW server_version"))
-    finally:
-        await connection.close()
-
-
-async def machine(server: str) -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": await _postgres_version(server),
-        "aiogram": metadata.version("aiogram"),
-        "sqlalchemy": metadata.version("sqlalchemy"),
-        "load_average_at_start": _load(),
-    }
-
-
-# --- databases and the emulator -----------------------------------------------------------------
-
-
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url)
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+# --- databases and the emulator -------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(backend: str, server: str) -> AsyncIterator[str]:
-    """A new, migrated database of ``backend``; removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-outbox-") as directory:
-            url = f"sqlite+aiosqlite:///{directory}/outbox.db"
-            await upgrade(url)
-            yield url
-        return
-    name = f"bench_outbox_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(server))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = (
-        make_url(server)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
+async def migrated_database(backend: str) -> AsyncIterator[str]:
+    """A fresh database of ``backend`` (see :func:`bench.harness.fresh_database`), migrated."""
+    async with fresh_database(backend) as url:
         await upgrade(url)
         yield url
-    finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
 async def emulator_process() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     """The Bot API emulator in its own process; its base URL and the process."""
-    port = _free_port()
+    port = free_port()
     # Started once, before anything is measured; Popen returns at once.
     process = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "bot.emulator", "--host", "127.0.0.1", "--port", str(port)],
@@ -289,7 +209,7 @@ async def measure_rate(
             emulator_cpu_ms_per_message=round(1000 * emulator_cpu / max(sent, 1), 3),
             flushes=sender.flushes,
             goal_per_second=950.0 if paid else 29.0,
-            load_average=_load(),
+            load_average=load_average(),
         )
     finally:
         await runtime.bot.session.close()
@@ -458,17 +378,9 @@ async def measure_claims(backend: str, url: str, *, rows: int, batch: int = 1000
 # --- report ---------------------------------------------------------------------------------
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(value) for value in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
-
-
 def report(results: dict[str, Any]) -> str:
     """The results as text tables."""
-    lines = ["machine: " + ", ".join(f"{k}={v}" for k, v in results["machine"].items()), ""]
+    lines = [describe_machine(results["machine"]), ""]
     ceiling = results.get("plain_aiogram")
     if ceiling:
         lines.append(
@@ -477,7 +389,8 @@ def report(results: dict[str, Any]) -> str:
         )
         lines.append("")
     lines.append(
-        _table(
+        table(
+            "The sender's rate",
             [
                 "backend",
                 "mode",
@@ -513,7 +426,8 @@ def report(results: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        _table(
+        table(
+            "Claiming due rows, then recording the attempt and marking them sent",
             [
                 "backend",
                 "rows",
@@ -546,29 +460,24 @@ def report(results: dict[str, Any]) -> str:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement, in order; returns the results."""
-    backends = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
-    results: dict[str, Any] = {
-        "machine": await machine(args.postgres),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rates": [],
-        "claims": [],
-    }
-    if "postgresql" in backends and results["machine"]["postgresql"] is None:
-        raise SystemExit(f"PostgreSQL does not answer at {args.postgres} (or use --no-postgres)")
+    backends, postgres = await available_backends(args.backends)
+    skipped = sorted(set(args.backends) - set(backends))
+    if skipped:
+        print(f"  skipped (not answering): {', '.join(skipped)}", flush=True)
+    results: dict[str, Any] = {"machine": machine(postgres), "rates": [], "claims": []}
     async with emulator_process() as emulator:
         results["plain_aiogram"] = await plain_aiogram_ceiling(*emulator, args.paid_messages)
         for backend in backends:
             for paid, count in ((False, args.free_messages), (True, args.paid_messages)):
-                async with fresh_database(backend, args.postgres) as url:
+                async with migrated_database(backend) as url:
                     outcome = await measure_rate(backend, url, emulator, paid=paid, count=count)
                 results["rates"].append(asdict(outcome))
                 print(f"  {backend} {outcome.mode}: {outcome.sustained_per_second}/s", flush=True)
     for backend in backends:
-        async with fresh_database(backend, args.postgres) as url:
+        async with migrated_database(backend) as url:
             claims = await measure_claims(backend, url, rows=args.claim_rows)
         results["claims"].append(asdict(claims))
         print(f"  {backend} claims: {claims.claim_rows_per_second} rows/s", flush=True)
-    results["load_average_at_end"] = _load()
     return results
 
 
@@ -576,18 +485,16 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run, print the tables and write the JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.outbox", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--postgres", default=POSTGRES_SERVER, help="PostgreSQL server URL")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     args = parser.parse_args(argv)
     args.free_messages = 150 if args.quick else 900
     args.paid_messages = 1500 if args.quick else 6000
     args.claim_rows = 10_000 if args.quick else 100_000
     results = asyncio.run(run(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    path = write_results("outbox", results)
     print()
     print(report(results))
-    print(f"\nwritten to {RESULTS}")
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":
