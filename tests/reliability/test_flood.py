@@ -25,7 +25,10 @@ each flood window sends a fifth of the 5,000 messages as fast as the bot takes t
 and goes on flooding until it timed as many answers as a quiet window: on an idle
 machine a fifth of the flood is over in a fraction of a second), because other work
 on a shared machine drifts over tens of seconds: alternating windows see the same
-drift, back-to-back phases do not.
+drift, back-to-back phases do not. Each side's p95 is taken over its windows but
+the one with the highest p95, on both sides alike: a hiccup of the shared machine in
+one window (seen once in about ten runs: the flooded p95 doubled, 20 -> 37 ms) is
+dropped, while a flood that slows the others slows every flooded window.
 An answer counts for a window only when it was asked and answered within it.
 """
 
@@ -123,6 +126,7 @@ class Windows:
         self.number = 0
         self.flooding = False
         self.latencies: dict[bool, list[float]] = {False: [], True: []}
+        self.by_window: dict[int, list[float]] = {}
         self.changed = asyncio.Condition()
         self.closed = False
 
@@ -130,12 +134,18 @@ class Windows:
         async with self.changed:
             if number == self.number:  # asked and answered in the same window
                 self.latencies[flooding].append(latency)
+                self.by_window.setdefault(number, []).append(latency)
                 self.changed.notify_all()
 
     async def open(self, *, flooding: bool) -> None:
         async with self.changed:
             self.number += 1
             self.flooding = flooding
+
+    def p95_but_worst(self, numbers: range) -> float:
+        """The p95 of these windows' answers, leaving out the window with the highest p95."""
+        kept = sorted(numbers, key=lambda number: p95(self.by_window[number]))[:-1]
+        return p95([latency for number in kept for latency in self.by_window[number]])
 
     async def wait_samples(self, count: int, *, flooding: bool) -> None:
         async with asyncio.timeout(120), self.changed:
@@ -266,14 +276,18 @@ async def test_a_flood_is_refused_before_storage_and_barely_slows_the_others(
         if record.chat_id == FLOODER and SLOW_DOWN in str(record.params.get("text", ""))
     ]
     quiet, loud = windows.latencies[False], windows.latencies[True]
-    ratio = p95(loud) / p95(quiet)
+    # Windows 1, 3, ... are quiet; 2, 4, ... flooded, each after its quiet one.
+    ratio = windows.p95_but_worst(range(2, 2 * WINDOWS + 1, 2)) / windows.p95_but_worst(
+        range(1, 2 * WINDOWS, 2)
+    )
     print(
         f"\nflood: {flooder.answered} updates in {flooder.busy:.1f}s of flooding"
         f" ({flooder.answered / flooder.busy:.0f}/s), {stored} stored;"
         f" others' p50/p95 {statistics.median(quiet) * 1000:.0f}/{p95(quiet) * 1000:.0f} ms"
         f" quiet ({len(quiet)} answers),"
         f" {statistics.median(loud) * 1000:.0f}/{p95(loud) * 1000:.0f} ms flooded"
-        f" ({len(loud)} answers), ratio {ratio:.2f}; {len(notices)} slow-down notice(s)"
+        f" ({len(loud)} answers), ratio {ratio:.2f} without each side's worst window"
+        f" ({p95(loud) / p95(quiet):.2f} with it); {len(notices)} slow-down notice(s)"
     )
     assert reports == sum(warm) + sum(rounds)
     assert flooder.answered >= FLOOD
