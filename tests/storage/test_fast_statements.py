@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from storage.db import Database, UnitOfWork
 from storage.models import DialogSession, InboxUpdate, Report
-from storage.records import CitizenRecord, IncomingUpdate
+from storage.records import CitizenRecord, IncomingUpdate, SessionRecord
 from storage.repositories._fast import FastStatement
 from tests.support.sql import statements
 
@@ -63,6 +63,21 @@ async def _ana(uow: UnitOfWork, now: datetime = NOW) -> tuple[CitizenRecord, boo
     )
 
 
+async def _save_again(uow: UnitOfWork, citizen_id: int, **changes: Any) -> SessionRecord:
+    """Read the citizen's open session and save it with :data:`STATE` and ``changes``;
+    the session as read."""
+    session = await uow.repos.sessions.get(citizen_id)
+    assert session is not None
+    await uow.repos.sessions.save(
+        citizen_id,
+        flow_id=session.flow_id,
+        revision_id=session.revision_id,
+        state=STATE,
+        **changes,
+    )
+    return session
+
+
 async def _citizen_with_session(database: Database) -> int:
     async with database.uow() as uow:
         citizen, created = await _ana(uow)
@@ -89,16 +104,7 @@ async def test_the_hot_statements_skip_sqlalchemys_execution_layer(
     async with database.uow() as uow:
         assert await uow.repos.inbox.record_handled(incoming(1), NOW)
         await _ana(uow)
-        session = await uow.repos.sessions.get(citizen_id)
-        assert session is not None
-        await uow.repos.sessions.save(
-            citizen_id,
-            flow_id=session.flow_id,
-            revision_id=session.revision_id,
-            state=STATE,
-            now=NOW,
-            expires_at=NOW + timedelta(hours=2),
-        )
+        await _save_again(uow, citizen_id, now=NOW, expires_at=NOW + timedelta(hours=2))
     async with database.uow() as uow:
         assert not await uow.repos.inbox.record_handled(incoming(1), NOW)
     assert ordinary_executions == []
@@ -111,13 +117,9 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
     later = NOW + timedelta(minutes=30)
     async with database.uow() as uow:
         fast_citizen, _ = await _ana(uow)
-        fast_session = await uow.repos.sessions.get(citizen_id)
-        assert fast_session is not None
-        await uow.repos.sessions.save(
+        fast_session = await _save_again(
+            uow,
             citizen_id,
-            flow_id=fast_session.flow_id,
-            revision_id=fast_session.revision_id,
-            state=STATE,
             now=later,
             expires_at=later + timedelta(hours=1),
             nudge_at=None,
