@@ -21,7 +21,8 @@ async def start_conversation(
     uow: UnitOfWork, citizen: CitizenRecord, *, created: bool, now: datetime
 ) -> Greeting:
     """Record consent on first contact and resume proactive messages after a /stop."""
-    await uow.repos.citizens.record_consent(citizen.id, now)
+    if citizen.consented_at is None:
+        await uow.repos.citizens.record_consent(citizen.id, now)
     if citizen.stopped_at is not None:
         await uow.repos.citizens.set_stopped(citizen.id, None)
         return Greeting.RESUMED

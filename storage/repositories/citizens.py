@@ -141,7 +141,25 @@ def _register(insert: Any) -> Any:
     )
 
 
-_REGISTER = {"sqlite": _register(sqlite.insert), "postgresql": _register(postgresql.insert)}
+_REGISTER = {
+    "sqlite": FastStatement(_register(sqlite.insert)),
+    "postgresql": FastStatement(_register(postgresql.insert)),
+}
+# Names refreshed on contact, and last_seen_at (see LAST_SEEN_RESOLUTION).
+_TOUCH = FastStatement(
+    update(_CITIZENS)
+    .where(_CITIZENS.c.id == bindparam("p_id"))
+    .values(
+        first_name=bindparam("p_first_name"),
+        username=bindparam("p_username"),
+        last_seen_at=bindparam("p_now", type_=_CITIZENS.c.last_seen_at.type),
+    )
+)
+_CONSENT = FastStatement(
+    update(_CITIZENS)
+    .where(_CITIZENS.c.id == bindparam("p_id"), _CITIZENS.c.consented_at.is_(None))
+    .values(consented_at=bindparam("p_now", type_=_CITIZENS.c.consented_at.type))
+)
 
 
 def _record_of_columns(row: Any) -> CitizenRecord:
@@ -211,17 +229,21 @@ class CitizenRepository:
                 citizen.first_name,
                 citizen.username,
             ):
-                await self._session.execute(
-                    update(_CITIZENS)
-                    .where(_CITIZENS.c.id == citizen.id)
-                    .values(first_name=first_name, username=username, last_seen_at=now)
+                await _TOUCH.execute(
+                    self._session,
+                    {
+                        "p_id": citizen.id,
+                        "p_first_name": first_name,
+                        "p_username": username,
+                        "p_now": now,
+                    },
                 )
                 citizen = dataclasses.replace(citizen, first_name=first_name, username=username)
             _known(self._session)[citizen.id] = citizen
             return citizen, False
         inserted = (
-            await self._session.execute(
-                _REGISTER[dialect_name(self._session)],
+            await _REGISTER[dialect_name(self._session)].execute(
+                self._session,
                 {
                     "p_telegram_id": telegram_id,
                     "p_pseudonym": new_pseudonym(),
@@ -246,11 +268,7 @@ class CitizenRepository:
     async def record_consent(self, citizen_id: int, now: datetime) -> None:
         """Note when the citizen accepted the terms (kept from the first time)."""
         _forget(self._session)
-        await self._session.execute(
-            update(Citizen)
-            .where(Citizen.id == citizen_id, Citizen.consented_at.is_(None))
-            .values(consented_at=now)
-        )
+        await _CONSENT.execute(self._session, {"p_id": citizen_id, "p_now": now})
 
     async def set_language(self, citizen_id: int, language: str) -> None:
         """Remember the language the citizen chose."""

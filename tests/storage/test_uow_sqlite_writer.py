@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.util.concurrency import in_greenlet
 
 from storage import inline_sqlite
@@ -123,8 +123,11 @@ async def test_a_busy_statement_inside_the_transaction_waits_in_the_greenlet(
     async with database.uow() as uow:
         await uow.session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the lock is ours
         monkeypatch.setattr(inline_sqlite, "_patiently", busy_once_outside_the_greenlet)
-        await uow.repos.citizens.ensure(
-            telegram_id=1, language="en", first_name="A", username=None, now=NOW
+        # A statement that takes SQLAlchemy's ordinary way (the hot ones run in place).
+        await uow.session.execute(
+            insert(Citizen).values(
+                telegram_id=1, pseudonym="C-1", language="en", created_at=NOW, last_seen_at=NOW
+            )
         )
     assert refused == [True]
     monkeypatch.undo()
