@@ -46,9 +46,11 @@ class FakeBotApi:
             "from": BOT_USER,
             "text": str(params.get("text", "")),
         }
-        markup = params.get("reply_markup")
-        if isinstance(markup, str) and "inline_keyboard" in markup:
-            message["reply_markup"] = json.loads(markup)  # Telegram echoes inline keyboards
+        markup = params.get("reply_markup")  # a JSON string in a form, an object in JSON
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup  # Telegram echoes inline keyboards
         return message
 
     async def method(self, request: web.Request) -> web.Response:

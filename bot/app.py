@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramUnauthorizedError
@@ -40,7 +39,7 @@ from bot.runtime.context import Services, default_worker_id
 from bot.runtime.inbox import Inbox
 from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
-from bot.runtime.tuning import LeanDispatcher
+from bot.runtime.tuning import JsonSession, LeanDispatcher
 from bot.runtime.web import build_web_app
 from bot.usecases.broadcasts import BroadcastMonitor
 from bot.usecases.housekeeping import Housekeeper
@@ -121,7 +120,7 @@ def build_runtime(
     )
     bot = Bot(
         token=token,
-        session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)),
+        session=JsonSession(api=TelegramAPIServer.from_base(api_base)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     dispatcher = build_dispatcher(services)

@@ -13,19 +13,26 @@
   at each level; a citizen's answer passes a dozen routers before the dialog's.
   :class:`LeanRouter` walks them with the same rules, and the same results, without
   that glue; where middlewares are registered it takes aiogram's own path.
+* aiogram posts every Bot API call as a form, each nested object JSON-encoded and
+  then URL-encoded, through aiohttp's ``FormData``: about 150 µs for a message with a
+  keyboard. The Bot API takes the same call as one JSON document (the encoding
+  aiogram's own test server and every other client library use); :class:`JsonSession`
+  sends that when there is no file to upload, in about half the time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.dispatcher.event.bases import REJECTED, UNHANDLED, SkipHandler
 from aiogram.dispatcher.event.handler import CallableObject, FilterObject
 from aiogram.dispatcher.event.telegram import TelegramEventObserver
+from aiogram.exceptions import TelegramNetworkError
 from aiogram.filters import Command, CommandStart
 from aiogram.filters.logic import _AndFilter, _InvertFilter, _LogicFilter, _OrFilter
 from aiogram.methods import (
@@ -42,6 +49,7 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import Message, TelegramObject
+from aiohttp import ClientError, ClientTimeout
 from magic_filter import MagicFilter as OriginalMagicFilter
 from magic_filter.operations import CallOperation, ComparatorOperation, GetAttributeOperation
 
@@ -318,3 +326,69 @@ class LeanRouter(Router):
 
 class LeanDispatcher(LeanRouter, Dispatcher):
     """aiogram's dispatcher, walking its routers as :class:`LeanRouter` does."""
+
+
+# --- requests as JSON ---------------------------------------------------------------------
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class JsonSession(AiohttpSession):
+    """aiogram's aiohttp session, posting a call as one JSON document unless it
+    uploads a file (then as aiogram's form, unchanged).
+
+    The values are aiogram's own (``prepare_value``: bot defaults such as the parse
+    mode, dates, enums), and the parameters aiogram's form leaves out (unset ones and
+    empty strings) are left out here too; nested objects stay objects instead of
+    strings.
+    Answers, errors and timeouts are read as aiogram reads them.
+    """
+
+    def _plain(self, value: Any, bot: Bot, files: dict[str, Any]) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or kind is float:
+            return value
+        if kind is dict:
+            return {
+                key: item
+                for key, each in value.items()
+                if (item := self._plain(each, bot, files)) is not None
+            }
+        if kind is list:
+            return [item for each in value if (item := self._plain(each, bot, files)) is not None]
+        return self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        """Send ``method``; its result, as ``AiohttpSession.make_request`` returns it."""
+        files: dict[str, Any] = {}
+        payload = {}
+        for key, value in method.model_dump(warnings=False).items():
+            plain = self._plain(value, bot, files)
+            if plain is not None and plain != "":  # what the form leaves out
+                payload[key] = plain
+        if files:
+            return await super().make_request(bot, method, timeout)
+        session = await self.create_session()
+        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        try:
+            async with session.post(
+                url,
+                data=self.json_dumps(payload),
+                headers=_JSON_HEADERS,
+                timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
+            ) as response:
+                raw = await response.text()
+        except TimeoutError as error:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from error
+        except ClientError as error:
+            message = f"{type(error).__name__}: {error}"
+            raise TelegramNetworkError(method=method, message=message) from error
+        answer = self.check_response(
+            bot=bot, method=method, status_code=response.status, content=raw
+        )
+        return cast(TelegramType, answer.result)
