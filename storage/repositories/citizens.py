@@ -49,7 +49,9 @@ def _forget(session: AsyncSession) -> None:
 
 def new_pseudonym() -> str:
     """A stable, random, human-friendly pseudonym such as ``C-7KQ2M9XA``."""
-    return "C-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
+    # 32 letters: each random byte's low five bits pick one uniformly (one read of the
+    # system's random source instead of eight).
+    return "C-" + "".join(_PSEUDONYM_ALPHABET[byte & 31] for byte in secrets.token_bytes(8))
 
 
 def _record(row: Citizen) -> CitizenRecord:

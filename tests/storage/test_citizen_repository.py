@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from storage.db import Database
+from storage.repositories.citizens import new_pseudonym
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,3 +73,14 @@ async def test_stop_and_unreachable_are_recorded_and_cleared(database: Database)
     async with database.uow() as uow:
         stored = await uow.repos.citizens.by_id(citizen.id)
     assert stored is not None and stored.stopped_at is None and stored.unreachable_at is None
+
+
+def test_pseudonyms_draw_every_readable_letter_evenly() -> None:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: read aloud on the phone
+    pseudonyms = [new_pseudonym() for _ in range(2_000)]
+    assert all(re.fullmatch(f"C-[{alphabet}]{{8}}", each) for each in pseudonyms)
+    assert len(set(pseudonyms)) == len(pseudonyms)
+    letters = Counter("".join(each[2:] for each in pseudonyms))
+    # 16,000 letters: 500 of each expected; a letter drawn half as often is a bias.
+    assert set(letters) == set(alphabet)
+    assert min(letters.values()) > 350 and max(letters.values()) < 650
