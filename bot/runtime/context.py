@@ -74,7 +74,16 @@ class Services:
     # once instead of waiting for their leases to run out.
     worker_id: str = field(default_factory=default_worker_id)
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
+    # The last menu built per language, with the published set it was built from.
+    _menus: dict[str, tuple[object, ReplyKeyboardMarkup]] = field(default_factory=dict)
 
     async def main_menu(self, uow: UnitOfWork, language: str) -> ReplyKeyboardMarkup:
-        """The main menu of the flows published now."""
-        return main_menu(await self.conversations.published(uow), language)
+        """The main menu of the flows published now (built again only when they change:
+        most replies carry it)."""
+        published = await self.conversations.published(uow)
+        kept = self._menus.get(language)
+        if kept is not None and kept[0] is published:
+            return kept[1]
+        menu = main_menu(published, language)
+        self._menus[language] = (published, menu)
+        return menu
