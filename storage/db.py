@@ -115,6 +115,10 @@ def _sqlite_begin_deferred(conn: Any) -> None:
 
 # A pooled PostgreSQL connection unused for longer than this is tested before use.
 PING_AFTER_IDLE_SECONDS = 5.0
+# PostgreSQL: the connections a process keeps for transactions, and the most it uses at
+# once (as before: 10 kept and 10 more while busy), and those of urgent work.
+POOL_SIZE = 20
+URGENT_POOL_SIZE = 4
 _RETURNED_AT = "returned_at"
 
 
@@ -317,7 +321,7 @@ class Database:
         url: str,
         *,
         echo: bool = False,
-        pool_size: int = 10,
+        pool_size: int = POOL_SIZE,
         ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
     ) -> None:
         self.url: URL = make_url(normalize_database_url(url))
@@ -351,13 +355,18 @@ class Database:
             event.listen(self._reader_engine.sync_engine, "begin", _sqlite_begin_deferred)
         else:
             self.checkpointer = None
+            # A fixed number of connections, kept open. With "overflow" connections
+            # beyond the kept ones, SQLAlchemy closes each one returned while the pool
+            # is full and opens another for the next transaction: under 64 updates at
+            # once that was some 24 new PostgreSQL sessions a second (a server process
+            # each, and every statement prepared again on it).
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size
+                self.url, echo=echo, pool_size=pool_size, max_overflow=0
             )
             # Urgent work gets connections of its own: it never queues behind the
             # handlers' transactions for one of the pool's.
             self._urgent_engine = create_async_engine(
-                self.url, echo=echo, pool_size=2, max_overflow=2
+                self.url, echo=echo, pool_size=URGENT_POOL_SIZE, max_overflow=0
             )
             for engine in (self.engine, self._urgent_engine):
                 _ping_when_idle(engine, ping_after_idle)

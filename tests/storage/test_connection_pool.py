@@ -1,0 +1,46 @@
+"""PostgreSQL: busy moments reuse the pool's connections instead of opening new ones."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, text
+
+from storage.db import Database
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def postgres_url(database_url: str) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's connection pool")
+    return database_url
+
+
+async def test_more_units_of_work_than_connections_open_no_new_ones(postgres_url: str) -> None:
+    database = Database(postgres_url, pool_size=5)
+    connects: list[int] = []
+    event.listen(database.engine.sync_engine, "connect", lambda *_: connects.append(1))
+    running = 0
+    most = 0
+
+    async def work() -> None:
+        nonlocal running, most
+        async with database.uow() as uow:
+            await uow.session.execute(text("SELECT 1"))  # holds a connection from here
+            running += 1
+            most = max(most, running)
+            await uow.session.execute(text("SELECT pg_sleep(0.001)"))
+            running -= 1
+
+    try:
+        # Waves of 40 at once (as 64 updates at once do): the pool's connections are
+        # opened once and handed on, none closed on return and opened again.
+        for _ in range(5):
+            await asyncio.gather(*(work() for _ in range(40)))
+    finally:
+        await database.dispose()
+    assert most == 5  # no more transactions at once than the pool holds
+    assert len(connects) == 5
