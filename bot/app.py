@@ -166,6 +166,15 @@ async def prepare_content(runtime: Runtime) -> None:
         raise StartupError(f"a shipped flow is invalid:\n{error}") from None
 
 
+async def _warm_up(runtime: Runtime) -> None:
+    """Build now what the first replies would build: the main menu in each language
+    (its keyboard models are built on first use, 15 ms; see bot.runtime.lean_aiogram)."""
+    services = runtime.services
+    async with services.database.uow() as uow:
+        for language in services.translator.languages:
+            await services.main_menu(uow, language)
+
+
 async def _announce_commands(runtime: Runtime) -> None:
     """The command menu in every language: the flows' commands, then ours."""
     translator = runtime.services.translator
@@ -279,6 +288,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
     background: list[asyncio.Task[None]] = []
     try:
         await prepare_content(runtime)
+        await _warm_up(runtime)
         # What start-up built lives as long as the process: full collections need not
         # walk it (one took ~150 ms, holding the event loop, with a backlog of updates).
         gc.collect()

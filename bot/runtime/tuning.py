@@ -170,14 +170,30 @@ COMMON_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
 )
 
 
+# Response[T] of each method type called in this process, kept for its lifetime.
+_RESPONSE_MODELS: dict[type[TelegramMethod[Any]], Any] = {}
+
+
+def _pin_response_model(kind: type[TelegramMethod[Any]]) -> Any:
+    model = _RESPONSE_MODELS.get(kind)
+    if model is None:
+        model = _RESPONSE_MODELS[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
+    return model
+
+
 class KeepResponseModels(BaseRequestMiddleware):
-    """Holds a strong reference to ``Response[T]`` for every method type the bot calls."""
+    """Holds a strong reference to ``Response[T]`` for every method type the bot calls.
+
+    Those of the usual methods are built when it is made, at start-up: built on first
+    use, as aiogram's deferred models are (see :mod:`bot.runtime.lean_aiogram`), the
+    first reply's answer took 110 ms to read and the first edit's as long again, so
+    the first citizens after a start waited behind them.
+    """
 
     def __init__(self, common: tuple[type[TelegramMethod[Any]], ...] = COMMON_METHODS) -> None:
-        self._models: dict[type[TelegramMethod[Any]], Any] = {}
         for kind in common:
             kind.model_rebuild()
-            self._models[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
+            _pin_response_model(kind).model_rebuild()
 
     async def __call__(
         self,
@@ -187,8 +203,8 @@ class KeepResponseModels(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         """Pin the method's response model, then make the request."""
         kind = type(method)
-        if kind not in self._models:
-            self._models[kind] = Response[method.__returning__]  # type: ignore[name-defined]
+        if kind not in _RESPONSE_MODELS:
+            _pin_response_model(kind)
         return await make_request(bot, method)
 
 
