@@ -15,9 +15,10 @@
   that glue; where middlewares are registered it takes aiogram's own path.
 * aiogram posts every Bot API call as a form, each nested object JSON-encoded and
   then URL-encoded, through aiohttp's ``FormData``: about 150 µs for a message with a
-  keyboard. The Bot API takes the same call as one JSON document (the encoding
-  aiogram's own test server and every other client library use); :class:`JsonSession`
-  sends that when there is no file to upload, in about half the time.
+  keyboard. The Bot API also takes a call as one JSON document ("application/json,
+  except for uploading files", in its documentation's list of encodings);
+  :class:`JsonSession` sends that when there is no file to upload, in about half the
+  time.
 """
 
 from __future__ import annotations
@@ -356,8 +357,7 @@ class JsonSession(AiohttpSession):
     The values are aiogram's own (``prepare_value``: bot defaults such as the parse
     mode, dates, enums), and the parameters aiogram's form leaves out (unset ones and
     empty strings) are left out here too; nested objects stay objects instead of
-    strings.
-    Answers, errors and timeouts are read as aiogram reads them.
+    strings. Answers, errors and timeouts are read as aiogram reads them.
     """
 
     def _plain(self, value: Any, bot: Bot, files: dict[str, Any]) -> Any:
