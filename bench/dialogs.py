@@ -135,7 +135,7 @@ class CitizenbotTarget:
     def __init__(self, database_url: str) -> None:
         settings = Settings(database_url=database_url, _env_file=None)
         self.runtime = build_runtime(settings, api_base="http://127.0.0.1:9", token=BENCH_TOKEN)
-        self.session = RecordingSession()
+        self.session = RecordingSession(encoding="json")  # as JsonSession sends it
         self.runtime.bot.session = self.session
         self.inbox = TimedInbox(self.runtime.services, self.runtime.bot, self.runtime.dispatcher)
         self.sql: SqlCounter | None = SqlCounter(*self.runtime.services.database.engines)

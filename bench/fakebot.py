@@ -1,9 +1,10 @@
 """An aiogram session that talks to no server, and Telegram updates built by hand.
 
-``RecordingSession`` does what aiogram's aiohttp session does up to the socket
-(serialise every parameter the way the form would carry it) and after it (parse a
-JSON answer into aiogram objects with ``check_response``), so the cost of a call
-stays in the measurement while the network does not. It records what the bot sent
+``RecordingSession`` does what the bot's own session does up to the socket
+(serialise the call into the request's body: aiogram's form, as a typical aiogram bot
+sends it, or citizenbot's JSON document, see ``bot.runtime.tuning.JsonSession``) and
+after it (parse a JSON answer into aiogram objects with ``check_response``), so the
+cost of a call stays in the measurement while the network does not. It records what the bot sent
 per chat, so a simulated citizen can press the buttons the bot actually offered.
 """
 
@@ -21,6 +22,9 @@ from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiohttp import FormData
+
+from bot.runtime.tuning import JsonSession
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "citizenbot", "username": "citizenbot_bot"}
 BENCH_TOKEN = "4242:bench-token-not-used-on-any-network"  # never leaves the process
@@ -56,9 +60,11 @@ def _keyboard(markup: dict[str, Any] | None) -> list[str]:
 class RecordingSession(BaseSession):
     """Answers every Bot API method locally with a plausible result."""
 
-    def __init__(self, *, keep_history: bool = True) -> None:
+    def __init__(self, *, keep_history: bool = True, encoding: str = "form") -> None:
         super().__init__()
         self.keep_history = keep_history
+        # "form": aiogram's AiohttpSession; "json": citizenbot's JsonSession.
+        self._json = JsonSession() if encoding == "json" else None
         self.calls: Counter[str] = Counter()
         self.chats: dict[int, list[SentMessage]] = {}
         self._message_ids = itertools.count(1_000_000)
@@ -77,19 +83,28 @@ class RecordingSession(BaseSession):
         """No files in these benchmarks."""
         yield b""
 
-    def _form(self, bot: Bot, method: TelegramMethod[Any]) -> dict[str, Any]:
-        # What AiohttpSession.build_form_data puts in the request body.
+    def _serialise(self, bot: Bot, method: TelegramMethod[Any]) -> dict[str, Any]:
+        """The request's body built and encoded as the real session does; its parameters."""
+        if self._json is not None:
+            payload = self._json.json_payload(bot, method)
+            if payload is not None:  # no file: the benchmarks upload none
+                self._json.json_dumps(payload)
+                return payload
+        # What AiohttpSession.build_form_data adds to its form, and the form's encoding.
         files: dict[str, Any] = {}
         form = {}
         for key, value in method.model_dump(warnings=False).items():
             prepared = self.prepare_value(value, bot=bot, files=files)
             if prepared:
                 form[key] = prepared
+        FormData(list(form.items()), quote_fields=False)()
         return form
 
     def _message(self, form: dict[str, Any], message_id: int | None = None) -> dict[str, Any]:
         chat_id = int(form["chat_id"])
-        markup = json.loads(form["reply_markup"]) if "reply_markup" in form else None
+        markup = form.get("reply_markup")
+        if isinstance(markup, str):  # JSON-encoded in a form
+            markup = json.loads(markup)
         sent = SentMessage(
             message_id=message_id or next(self._message_ids),
             text=form.get("text", ""),
@@ -134,7 +149,7 @@ class RecordingSession(BaseSession):
         """Serialise the call, answer it, parse the answer: everything but the network."""
         name = method.__api_method__
         self.calls[name] += 1
-        form = self._form(bot, method)
+        form = self._serialise(bot, method)
         content = json.dumps({"ok": True, "result": self._result(name, form)})
         response = self.check_response(bot=bot, method=method, status_code=200, content=content)
         return response.result  # type: ignore[return-value]

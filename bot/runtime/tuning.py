@@ -374,6 +374,17 @@ class JsonSession(AiohttpSession):
             return [item for each in value if (item := self._plain(each, bot, files)) is not None]
         return self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
 
+    def json_payload(self, bot: Bot, method: TelegramMethod[Any]) -> dict[str, Any] | None:
+        """The call's parameters as the JSON document's object; None when it uploads a
+        file (it goes as a form then)."""
+        files: dict[str, Any] = {}
+        payload = {}
+        for key, value in method.model_dump(warnings=False).items():
+            plain = self._plain(value, bot, files)
+            if plain is not None and plain != "":  # what the form leaves out
+                payload[key] = plain
+        return None if files else payload
+
     async def make_request(
         self,
         bot: Bot,
@@ -381,13 +392,8 @@ class JsonSession(AiohttpSession):
         timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
     ) -> TelegramType:
         """Send ``method``; its result, as ``AiohttpSession.make_request`` returns it."""
-        files: dict[str, Any] = {}
-        payload = {}
-        for key, value in method.model_dump(warnings=False).items():
-            plain = self._plain(value, bot, files)
-            if plain is not None and plain != "":  # what the form leaves out
-                payload[key] = plain
-        if files:
+        payload = self.json_payload(bot, method)
+        if payload is None:
             return await super().make_request(bot, method, timeout)
         session = await self.create_session()
         url = self.api.api_url(token=bot.token, method=method.__api_method__)
