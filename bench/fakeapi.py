@@ -1,16 +1,18 @@
 """A fast fake Bot API server on loopback, and the webhook floor for the webhook benchmark.
 
-The bot under load sends its replies here; every method answers at once with a
-plausible result (a Message with increasing ids for sendMessage, True for most
-others), so the Bot API never limits the bot. ``POST /floor`` is a minimal aiohttp
+The bot under load sends its replies here; every method answers with a plausible
+result (a Message with increasing ids for sendMessage, True for most others), at once
+or after ``--latency`` milliseconds (the round trip to Telegram's servers), never
+limiting the rate. ``POST /floor`` is a minimal aiohttp
 webhook (secret check, JSON parse, 200): the load generator's and aiohttp's floor.
 
-    python -m bench.fakeapi --port 8999
+    python -m bench.fakeapi --port 8999 [--latency 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import itertools
 import json
@@ -28,8 +30,9 @@ SECRET_KEY = web.AppKey("secret", str)
 class FakeBotApi:
     """Answers Bot API methods; counts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         self.calls: Counter[str] = Counter()
+        self.latency = latency  # seconds before each answer
         self._message_ids = itertools.count(1)
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class FakeBotApi:
         name = request.match_info["method"]
         self.calls[name] += 1
         params = await self._params(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         result: Any = True
         if name in ("sendMessage", "editMessageText"):
             result = self._message(params)
@@ -83,9 +88,9 @@ async def floor_webhook(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def build_app(secret: str) -> web.Application:
+def build_app(secret: str, latency: float = 0.0) -> web.Application:
     """The fake Bot API and the floor webhook in one aiohttp application."""
-    api = FakeBotApi()
+    api = FakeBotApi(latency)
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SECRET_KEY] = secret
     app.router.add_route("*", "/bot{token}/{method}", api.method)
@@ -99,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fakeapi")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--latency", type=float, default=0.0, help="milliseconds per answer")
     args = parser.parse_args(argv)
     web.run_app(
-        build_app(args.secret),
+        build_app(args.secret, args.latency / 1000),
         host="127.0.0.1",
         port=args.port,
         access_log=None,

@@ -133,12 +133,12 @@ class ChildProcess:
 
 
 @asynccontextmanager
-async def fake_api() -> AsyncIterator[str]:
-    """The fake Bot API (and floor webhook) in a child process; yields its base URL."""
+async def fake_api(latency_ms: float = 0.0) -> AsyncIterator[str]:
+    """The fake Bot API (and floor webhook) in a child process, answering after
+    ``latency_ms``; yields its base URL."""
     port = free_port()
-    child = ChildProcess(
-        ["-m", "bench.fakeapi", "--port", str(port), "--secret", WEBHOOK_SECRET], {}
-    )
+    arguments = ["--port", str(port), "--secret", WEBHOOK_SECRET, "--latency", str(latency_ms)]
+    child = ChildProcess(["-m", "bench.fakeapi", *arguments], {})
     await child.start("fakeapi: listening")
     try:
         yield f"http://127.0.0.1:{port}"

@@ -74,6 +74,7 @@ class Plan:
     drain_limit: float
     grace: float  # seconds after the last due time before unanswered requests are dropped
     warmup: float = 0.0  # seconds of load before the measured one
+    api_latency_ms: float = 0.0  # the fake Bot API's time to answer each call
 
     @property
     def warmup_plan(self) -> Plan:
@@ -231,8 +232,8 @@ async def benchmark(backends: Sequence[str], plan: Plan) -> dict[str, Any]:
     print(describe_machine(info), flush=True)
     print(
         f"{plan.count} updates at {plan.rate:.0f}/s for {plan.seconds:.0f} s from {plan.users} "
-        f"users, {plan.connections} connections; backlog followed for up to "
-        f"{plan.drain_limit:.0f} s",
+        f"users, {plan.connections} connections; the Bot API answers after "
+        f"{plan.api_latency_ms:.0f} ms; backlog followed for up to {plan.drain_limit:.0f} s",
         flush=True,
     )
     bodies = update_bodies(plan)
@@ -242,7 +243,7 @@ async def benchmark(backends: Sequence[str], plan: Plan) -> dict[str, Any]:
     )
     results: dict[str, Any] = {"machine": info, "plan": asdict(plan), "targets": {}}
     with frozen_heap():
-        async with fake_api() as api_base:
+        async with fake_api(plan.api_latency_ms) as api_base:
             if warmup:
                 await offer(f"{api_base}/floor", warmup, plan.warmup_plan)
             floor = await offer(f"{api_base}/floor", bodies, plan)
@@ -351,6 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--warmup", type=float, help="seconds of load before the measured one (default 2)"
     )
+    parser.add_argument(
+        "--api-latency",
+        type=float,
+        default=0.0,
+        help="milliseconds the fake Bot API takes to answer each call (default 0)",
+    )
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     args = parser.parse_args(argv)
     plan = Plan(
@@ -361,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drain_limit=args.drain if args.drain is not None else (5.0 if args.quick else 20.0),
         grace=3.0 if args.quick else 5.0,
         warmup=args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0),
+        api_latency_ms=args.api_latency,
     )
     asyncio.run(benchmark(args.backends, plan))
     return 0
