@@ -97,6 +97,21 @@ def sender_of(document: object) -> tuple[int | None, int | None]:
     return user_id, chat_id if type(chat_id) is int else None
 
 
+def _settled(committed: asyncio.Future[None], running: asyncio.Task[None]) -> None:
+    """When an update run at once ends: its caller learns how, unless the commit
+    already answered it (then a failure after the commit is only logged)."""
+    failure = None if running.cancelled() else running.exception()
+    if not committed.done():
+        if running.cancelled():
+            committed.cancel()
+        elif failure is not None:
+            committed.set_exception(failure)
+        else:
+            committed.set_result(None)
+    elif failure is not None:
+        log.error("update handling failed after its commit: %s", type(failure).__name__)
+
+
 class Inbox:
     """The durable front door: stored updates are never lost, repeated ones never rerun."""
 
@@ -159,8 +174,16 @@ class Inbox:
             and not self._always_store_first
             and self.processor.can_run_now(updates[0])
         ):
-            delivery = Delivery(updates[0])
-            await self.processor.run_now(delivery.item, partial(self.handle, delivery=delivery))
+            # Answered once the update is durable (its transaction committed), not
+            # once its replies are sent: those take a round trip to Telegram, and the
+            # Bot API waits for this answer before it sends more updates.
+            committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            delivery = Delivery(updates[0], committed=committed)
+            running = self.processor.start_now(
+                delivery.item, partial(self.handle, delivery=delivery)
+            )
+            running.add_done_callback(partial(_settled, committed))
+            await committed
             return [delivery.item.update_id] if delivery.new else []
         return await self._store(updates)
 

@@ -75,6 +75,21 @@ class UpdateProcessor:
         Only for a chat with nothing queued (see :meth:`can_run_now`). Updates of the
         chat submitted meanwhile wait behind it. Exceptions reach the caller.
         """
+        key, queue = self._claim(update)
+        await self._run_claimed(key, queue, update, handle)
+
+    def start_now(self, update: IncomingUpdate, handle: UpdateHandler) -> asyncio.Task[None]:
+        """:meth:`run_now` in a task of its own, the chat taken before this returns (so
+        the chat's next update, arriving before the task starts, queues behind it)."""
+        key, queue = self._claim(update)
+        task = asyncio.create_task(
+            self._run_claimed(key, queue, update, handle), name=f"chat-{key}-now"
+        )
+        self._workers.add(task)  # close() cancels it with the others when time runs out
+        task.add_done_callback(self._worker_done)
+        return task
+
+    def _claim(self, update: IncomingUpdate) -> tuple[int, deque[IncomingUpdate]]:
         key = self._chat_key(update)
         if key in self._queues:
             raise RuntimeError(f"chat {key} has updates queued: submit instead")
@@ -83,6 +98,11 @@ class UpdateProcessor:
         self._backlog += 1
         self._inline += 1
         self._idle.clear()
+        return key, queue
+
+    async def _run_claimed(
+        self, key: int, queue: deque[IncomingUpdate], update: IncomingUpdate, handle: UpdateHandler
+    ) -> None:
         try:
             async with self._slots:
                 self._running += 1
