@@ -2,8 +2,9 @@
 
 Each chat has a queue drained by one task; a semaphore bounds how many updates
 run at the same time across all chats. An update of an idle chat can instead run
-at once in the caller's task (:meth:`UpdateProcessor.run_now`): the chat's later
-updates queue behind it as usual.
+at once, in the caller's task (:meth:`UpdateProcessor.run_now`) or in a task of its
+own that the caller need not wait for to the end (:meth:`UpdateProcessor.start_now`,
+the inbox's way): the chat's later updates queue behind it as usual.
 """
 
 from __future__ import annotations
