@@ -177,11 +177,18 @@ class Inbox:
             # Answered once the update is durable (its transaction committed), not
             # once its replies are sent: those take a round trip to Telegram, and the
             # Bot API waits for this answer before it sends more updates.
+            item = updates[0]
             committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            delivery = Delivery(updates[0], committed=committed)
-            running = self.processor.start_now(
-                delivery.item, partial(self.handle, delivery=delivery)
-            )
+
+            def on_commit() -> None:
+                # Sending replies holds no lock: the update no longer counts against
+                # the updates run at once.
+                self.processor.committed(item)
+                if not committed.done():
+                    committed.set_result(None)
+
+            delivery = Delivery(item, on_commit=on_commit)
+            running = self.processor.start_now(item, partial(self.handle, delivery=delivery))
             running.add_done_callback(partial(_settled, committed))
             await committed
             return [delivery.item.update_id] if delivery.new else []

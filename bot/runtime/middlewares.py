@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,14 +27,14 @@ class Delivery:
     """An update handed to the dispatcher before it was stored (``feed_update(delivery=…)``).
 
     The middleware stores it as handled in the handler's transaction and says in
-    ``new`` whether it had been seen before. ``committed``, when given, is resolved
+    ``new`` whether it had been seen before. ``on_commit``, when given, is called
     once that transaction has committed: the update is durable from then on, while
     its replies are still being sent.
     """
 
     item: IncomingUpdate
     new: bool = False
-    committed: asyncio.Future[None] | None = None
+    on_commit: Callable[[], None] | None = None
 
 
 def citizen_of(data: dict[str, Any]) -> User | None:
@@ -96,9 +95,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 now=services.clock.now(),
                 lease=self._lease,
             )
-        committed = delivery.committed if delivery is not None else None
-        if committed is not None and not committed.done():
-            committed.set_result(None)  # durable now: the caller may answer
+        if delivery is not None and delivery.on_commit is not None:
+            delivery.on_commit()  # durable now: the caller may answer
         bot: Bot = data["bot"]
         await self._book.settle(await out.flush(bot))
         jobs = out.take_jobs()

@@ -35,6 +35,8 @@ class UpdateProcessor:
         self._backlog = 0
         self._workers: set[asyncio.Task[None]] = set()
         self._inline = 0
+        # Chats whose update, run at once, has committed and is sending its replies.
+        self._replying: set[int] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -59,13 +61,14 @@ class UpdateProcessor:
 
     def can_run_now(self, update: IncomingUpdate) -> bool:
         """True when nothing of the update's chat is queued or running and the processor
-        is nearly idle (fewer than ``run_now_limit`` updates running, none waiting).
+        is nearly idle (fewer than ``run_now_limit`` updates running that have not
+        committed yet, none waiting).
 
         Whoever runs an update now waits for it; when many run, each waits behind the
         others (on SQLite, for the one write lock), so under load queueing is better.
         """
         return (
-            self._running < self._run_now_limit
+            self._running - len(self._replying) < self._run_now_limit
             and not self._slots.locked()
             and self._chat_key(update) not in self._queues
         )
@@ -90,6 +93,11 @@ class UpdateProcessor:
         task.add_done_callback(self._worker_done)
         return task
 
+    def committed(self, update: IncomingUpdate) -> None:
+        """The update running at once (``start_now``/``run_now``) has committed: while it
+        sends its replies it no longer counts against ``run_now_limit``."""
+        self._replying.add(self._chat_key(update))
+
     def _claim(self, update: IncomingUpdate) -> tuple[int, deque[IncomingUpdate]]:
         key = self._chat_key(update)
         if key in self._queues:
@@ -112,6 +120,7 @@ class UpdateProcessor:
                 finally:
                     self._running -= 1
         finally:
+            self._replying.discard(key)
             queue.popleft()
             self._backlog -= 1
             self._inline -= 1

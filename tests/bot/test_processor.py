@@ -113,3 +113,43 @@ async def test_the_backlog_counts_what_is_queued_or_running_and_forgets_the_canc
     assert stuck.backlog == 3
     assert await stuck.close(grace=0.01) is False
     assert stuck.backlog == 0
+
+
+async def test_an_update_sending_its_replies_leaves_room_to_run_another_at_once() -> None:
+    processor = UpdateProcessor(lambda _item: asyncio.sleep(0), max_concurrency=8, run_now_limit=1)
+    started = asyncio.Event()
+    committing = asyncio.Event()
+    replying = asyncio.Event()
+    done = asyncio.Event()
+
+    async def handle(item: IncomingUpdate) -> None:
+        started.set()
+        await committing.wait()  # the transaction, holding (on SQLite) the write lock
+        processor.committed(item)
+        replying.set()
+        await done.wait()  # the replies' round trips to the Bot API
+
+    first = processor.start_now(update(1, 10), handle)
+    async with asyncio.timeout(5):
+        await started.wait()
+    assert not processor.can_run_now(update(2, 20))  # one update before its commit: full
+    assert not processor.can_run_now(update(3, 10))  # its own chat waits behind it
+    committing.set()
+    async with asyncio.timeout(5):
+        await replying.wait()
+    assert processor.can_run_now(update(2, 20))
+    assert not processor.can_run_now(update(3, 10))
+    done.set()
+    async with asyncio.timeout(5):
+        await first
+    # Once it ended it counts no more either way: another chat's update before its
+    # commit fills the one place again.
+    started.clear()
+    committing.clear()
+    second = processor.start_now(update(4, 20), handle)
+    async with asyncio.timeout(5):
+        await started.wait()
+    assert not processor.can_run_now(update(5, 30))
+    committing.set()
+    async with asyncio.timeout(5):
+        await second
