@@ -4,8 +4,9 @@
 (serialise the call into the request's body: aiogram's form, as a typical aiogram bot
 sends it, or citizenbot's JSON document, see ``bot.runtime.tuning.JsonSession``) and
 after it (parse a JSON answer into aiogram objects with ``check_response``), so the
-cost of a call stays in the measurement while the network does not. It records what the bot sent
-per chat, so a simulated citizen can press the buttons the bot actually offered.
+cost of a call stays in the measurement while the network does not. It records what
+the bot sent per chat, so a simulated citizen can press the buttons the bot actually
+offered.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
@@ -60,7 +61,9 @@ def _keyboard(markup: dict[str, Any] | None) -> list[str]:
 class RecordingSession(BaseSession):
     """Answers every Bot API method locally with a plausible result."""
 
-    def __init__(self, *, keep_history: bool = True, encoding: str = "form") -> None:
+    def __init__(
+        self, *, keep_history: bool = True, encoding: Literal["form", "json"] = "form"
+    ) -> None:
         super().__init__()
         self.keep_history = keep_history
         # "form": aiogram's AiohttpSession; "json": citizenbot's JsonSession.

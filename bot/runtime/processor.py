@@ -2,9 +2,9 @@
 
 Each chat has a queue drained by one task; a semaphore bounds how many updates
 run at the same time across all chats. An update of an idle chat can instead run
-at once, in the caller's task (:meth:`UpdateProcessor.run_now`) or in a task of its
-own that the caller need not wait for to the end (:meth:`UpdateProcessor.start_now`,
-the inbox's way): the chat's later updates queue behind it as usual.
+at once, in a task its caller need not wait for to the end
+(:meth:`UpdateProcessor.start_now`): the chat's later updates queue behind it as
+usual.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class UpdateProcessor:
         self._queues: dict[int, deque[IncomingUpdate]] = {}
         self._backlog = 0
         self._workers: set[asyncio.Task[None]] = set()
-        self._inline = 0
         # Chats whose update, run at once, has committed and is sending its replies.
         self._replying: set[int] = set()
         self._idle = asyncio.Event()
@@ -73,57 +72,42 @@ class UpdateProcessor:
             and self._chat_key(update) not in self._queues
         )
 
-    async def run_now(self, update: IncomingUpdate, handle: UpdateHandler) -> None:
-        """Run ``handle(update)`` in this task as its chat's next update; wait for it.
-
-        Only for a chat with nothing queued (see :meth:`can_run_now`). Updates of the
-        chat submitted meanwhile wait behind it. Exceptions reach the caller.
-        """
-        key, queue = self._claim(update)
-        await self._run_claimed(key, queue, update, handle)
-
     def start_now(self, update: IncomingUpdate, handle: UpdateHandler) -> asyncio.Task[None]:
-        """:meth:`run_now` in a task of its own, the chat taken before this returns (so
-        the chat's next update, arriving before the task starts, queues behind it)."""
-        key, queue = self._claim(update)
-        task = asyncio.create_task(
-            self._run_claimed(key, queue, update, handle), name=f"chat-{key}-now"
-        )
-        self._workers.add(task)  # close() cancels it with the others when time runs out
-        task.add_done_callback(self._worker_done)
-        return task
+        """Run ``handle(update)`` at once, in a task of its own, as its chat's next update.
 
-    def committed(self, update: IncomingUpdate) -> None:
-        """The update running at once (``start_now``/``run_now``) has committed: while it
-        sends its replies it no longer counts against ``run_now_limit``."""
-        self._replying.add(self._chat_key(update))
-
-    def _claim(self, update: IncomingUpdate) -> tuple[int, deque[IncomingUpdate]]:
+        Only for a chat with nothing queued (see :meth:`can_run_now`). The chat is taken
+        before this returns, so its updates submitted meanwhile (even before the task
+        starts) wait behind it. The task's exception is the caller's to read.
+        """
         key = self._chat_key(update)
         if key in self._queues:
             raise RuntimeError(f"chat {key} has updates queued: submit instead")
         queue = deque([update])
         self._queues[key] = queue
         self._backlog += 1
-        self._inline += 1
         self._idle.clear()
-        return key, queue
+        task = asyncio.create_task(self._run_now(key, queue, handle), name=f"chat-{key}-now")
+        self._workers.add(task)  # close() cancels it with the others when time runs out
+        task.add_done_callback(self._worker_done)
+        return task
 
-    async def _run_claimed(
-        self, key: int, queue: deque[IncomingUpdate], update: IncomingUpdate, handle: UpdateHandler
-    ) -> None:
+    def committed(self, update: IncomingUpdate) -> None:
+        """The update running at once (:meth:`start_now`) has committed: while it sends
+        its replies it no longer counts against ``run_now_limit``."""
+        self._replying.add(self._chat_key(update))
+
+    async def _run_now(self, key: int, queue: deque[IncomingUpdate], handle: UpdateHandler) -> None:
         try:
             async with self._slots:
                 self._running += 1
                 try:
-                    await handle(update)
+                    await handle(queue[0])
                 finally:
                     self._running -= 1
         finally:
             self._replying.discard(key)
             queue.popleft()
             self._backlog -= 1
-            self._inline -= 1
             if queue:
                 self._start_worker(key)
             else:
@@ -136,7 +120,7 @@ class UpdateProcessor:
         task.add_done_callback(self._worker_done)
 
     def _check_idle(self) -> None:
-        if not self._workers and not self._inline:
+        if not self._workers:
             self._idle.set()
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bot.app import Runtime, build_runtime, prepare_content
 from bot.config import Settings
@@ -21,8 +20,10 @@ from bot.runtime.inbox import to_incoming
 from storage.migrate import upgrade
 from storage.records import IncomingUpdate
 from tests.support.botprocess import TEST_TOKEN
+from tests.support.updates import bot_api, private_message
 
 DEADLINE = 10.0
+CHAT = 4242
 
 
 class HeldApi:
@@ -52,15 +53,11 @@ class HeldApi:
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[HeldApi, str]]:
     held = HeldApi()
-    app = web.Application()
-    app.router.add_post("/bot{token}/{method}", held.method)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield held, str(server.make_url("")).rstrip("/")
-    finally:
-        held.release.set()
-        await server.close()
+    async with bot_api(held.method) as base:
+        try:
+            yield held, base
+        finally:
+            held.release.set()
 
 
 @pytest.fixture
@@ -78,17 +75,8 @@ async def runtime(tmp_path: Path, api: tuple[HeldApi, str]) -> AsyncIterator[Run
         await built.services.database.dispose()
 
 
-def message(update_id: int, text: str, chat: int = 4242) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_700_000_000,
-            "chat": {"id": chat, "type": "private"},
-            "from": {"id": chat, "is_bot": False, "first_name": "Ada", "language_code": "en"},
-            "text": text,
-        },
-    }
+def message(update_id: int, text: str) -> dict[str, Any]:
+    return private_message(update_id, CHAT, text=text)
 
 
 def incoming(runtime: Runtime, document: dict[str, Any]) -> IncomingUpdate:

@@ -29,9 +29,9 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bot.runtime.tuning import JsonSession
+from tests.support.updates import bot_api
 
 TOKEN = "42:TEST"
 
@@ -83,14 +83,8 @@ class Recorder:
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[Recorder, str]]:
     recorder = Recorder()
-    app = web.Application()
-    app.router.add_post("/bot{token}/{method}", recorder.method)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield recorder, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    async with bot_api(recorder.method) as base:
+        yield recorder, base
 
 
 def bot_on(session: AiohttpSession) -> Bot:

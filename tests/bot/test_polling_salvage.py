@@ -17,20 +17,7 @@ from bot.runtime.polling import poll_updates
 from storage.migrate import upgrade
 from storage.models import InboxUpdate
 from tests.support.botprocess import TEST_TOKEN
-
-
-def message(update_id: int, chat: int, **content: Any) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_700_000_000,
-            "chat": {"id": chat, "type": "private"},
-            "from": {"id": chat, "is_bot": False, "first_name": "Ada"},
-            **content,
-        },
-    }
-
+from tests.support.updates import private_message
 
 # A poll as an older Bot API sent it: today's aiogram requires fields it lacks.
 OLD_POLL = {
@@ -58,9 +45,9 @@ async def test_an_unreadable_update_is_kept_as_failed_and_the_others_are_handled
     answer = {
         "ok": True,
         "result": [
-            message(41, 501, text="/help"),
-            message(42, 502, **OLD_POLL),
-            message(43, 503, text="/help"),
+            private_message(41, 501, text="/help"),
+            private_message(42, 502, **OLD_POLL),
+            private_message(43, 503, text="/help"),
         ],
     }
     offsets: list[int | None] = []

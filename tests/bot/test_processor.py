@@ -97,7 +97,7 @@ async def test_the_backlog_counts_what_is_queued_or_running_and_forgets_the_canc
     processor = UpdateProcessor(handle, max_concurrency=8)
     for update_id, chat in [(1, 10), (2, 10), (3, 20), (4, 30)]:
         processor.submit(update(update_id, chat))
-    inline = asyncio.create_task(processor.run_now(update(99, 40), handle))
+    inline = processor.start_now(update(99, 40), handle)
     await asyncio.wait_for(inline_started.wait(), 5)
     assert processor.backlog == 5
     release.set()

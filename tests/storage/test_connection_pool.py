@@ -8,19 +8,19 @@ import pytest
 from sqlalchemy import event, text
 
 from storage.db import Database
+from tests.support.databases import PostgresDatabases
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def postgres_url(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's connection pool")
-    return database_url
+def database_backend(postgres_databases: PostgresDatabases) -> PostgresDatabases:
+    """PostgreSQL only: SQLite keeps one connection for its writers."""
+    return postgres_databases
 
 
-async def test_more_units_of_work_than_connections_open_no_new_ones(postgres_url: str) -> None:
-    database = Database(postgres_url, pool_size=5)
+async def test_more_units_of_work_than_connections_open_no_new_ones(database_url: str) -> None:
+    database = Database(database_url, pool_size=5)
     connects: list[int] = []
     event.listen(database.engine.sync_engine, "connect", lambda *_: connects.append(1))
     running = 0
