@@ -43,6 +43,7 @@ from storage import inline_sqlite
 from storage.repositories import ReferenceCache, Repositories
 from storage.repositories._dialect import serialize
 from storage.repositories._reference import changed_in
+from storage.repositories.sessions import run_deferred_save
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql"}
@@ -544,6 +545,12 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         session = self.session
+        if exc_type is None and not self._reader:
+            try:
+                await run_deferred_save(session)
+            except BaseException as error:
+                await self.__aexit__(type(error), error, error.__traceback__)
+                raise
         wrote = isinstance(session, _WriterSession) and session.in_write_transaction
         inline = wrote or (
             isinstance(session, _WriterSession) and not session.sync_session.in_transaction()

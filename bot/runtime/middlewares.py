@@ -37,6 +37,10 @@ class Delivery:
     on_commit: Callable[[], None] | None = None
 
 
+class _HandledElsewhereError(Exception):
+    """Another transaction marked the update while this one handled it."""
+
+
 def citizen_of(data: dict[str, Any]) -> User | None:
     """The user an update makes a citizen of: a person, in a private chat (or none)."""
     user: User | None = data.get("event_from_user")
@@ -51,6 +55,12 @@ class UnitOfWorkMiddleware(BaseMiddleware):
 
     A stored update is claimed and marked done by one statement in that
     transaction; one not stored yet (a :class:`Delivery`) is stored as done there.
+    On PostgreSQL a citizen's update is only checked first (with the citizen's
+    lookup) and marked by the transaction's last statement, together with the save
+    of their dialog session (``InboxRepository.open``, ``settle``): when that is all
+    the update changes, the statement is atomic on its own and the transaction
+    needs no BEGIN and no COMMIT; if another instance marked the update meanwhile,
+    everything is rolled back and nothing is sent.
     Either way the mark commits with the handler's effects, so a crash anywhere
     before the commit leaves the update pending (or unstored and unconfirmed, so the
     Bot API sends it again) and it is handled again, whole; a duplicate finds it
@@ -70,31 +80,40 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         services = self._services
         delivery: Delivery | None = data.get("delivery")
         out = Outgoing()
-        # The citizen CitizenMiddleware will look up, read with the inbox mark where the
-        # database can do both in one statement.
+        # The citizen CitizenMiddleware will look up, read with the inbox check where
+        # the database can do both in one statement.
         sender = citizen_of(data)
         reading = sender.id if sender is not None else None
-        async with services.database.uow() as uow:
-            now = services.clock.now()
-            if delivery is not None:
-                delivery.new = await uow.repos.inbox.record_handled(
-                    delivery.item, now, reading=reading
+        try:
+            async with services.database.uow() as uow:
+                inbox = uow.repos.inbox
+                fresh = await inbox.open(
+                    event.update_id,
+                    services.clock.now(),
+                    new=delivery is not None,
+                    reading=reading,
                 )
-                fresh = delivery.new
-            else:
-                fresh = await uow.repos.inbox.close(event.update_id, now, reading=reading)
-            if not fresh:
-                return UNHANDLED
-            data["uow"] = uow
-            data["out"] = out
-            result = await handler(event, data)
-            await out.keep(
-                uow,
-                worker_id=services.worker_id,
-                citizen=data.get("citizen"),
-                now=services.clock.now(),
-                lease=self._lease,
-            )
+                if delivery is not None:
+                    delivery.new = fresh
+                if not fresh:
+                    return UNHANDLED
+                data["uow"] = uow
+                data["out"] = out
+                result = await handler(event, data)
+                await out.keep(
+                    uow,
+                    worker_id=services.worker_id,
+                    citizen=data.get("citizen"),
+                    now=services.clock.now(),
+                    lease=self._lease,
+                )
+                if not await inbox.settle():
+                    raise _HandledElsewhereError
+        except _HandledElsewhereError:
+            # Rolled back: nothing of this handling stays, and nothing is sent.
+            if delivery is not None:
+                delivery.new = False
+            return UNHANDLED
         if delivery is not None and delivery.on_commit is not None:
             delivery.on_commit()  # durable now: the caller may answer
         bot: Bot = data["bot"]

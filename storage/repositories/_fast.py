@@ -153,10 +153,19 @@ class FastStatement:
             plan = self._plans[dialect] = _Plan(self.statement, dialect)
         return plan
 
-    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+    async def execute(
+        self, session: AsyncSession, params: Mapping[str, Any], *, begin: bool = True
+    ) -> Any:
         """Run the statement in the session's transaction; a :class:`FastResult` the
         fast way, SQLAlchemy's result otherwise (both give ``all``, ``first``, ``scalar``
-        and ``rowcount``)."""
+        and ``rowcount``).
+
+        ``begin=False``, on PostgreSQL: when the transaction has not begun on the
+        server yet (the adapter's BEGIN is lazy), the statement runs on its own, in
+        autocommit, and the transaction still begins with its next statement; if none
+        comes, the commit has nothing to send. One statement then is atomic and durable
+        when it returns, with no BEGIN and no COMMIT round trip. Elsewhere it changes
+        nothing."""
         in_place = getattr(session, "in_place", None)
         if in_place is not None:  # SQLite's writer session
             connection = await in_place()
@@ -169,7 +178,7 @@ class FastStatement:
         connection = await _connection(session)
         if connection is None:
             return await session.execute(self.statement, dict(params))
-        return await _run(connection, self._plan(connection.dialect), params)
+        return await _run(connection, self._plan(connection.dialect), params, begin)
 
 
 async def _connection(session: AsyncSession) -> Connection | None:
@@ -249,14 +258,17 @@ async def _run_in_place(
     return FastResult(plan.convert(rows), cursor.rowcount)
 
 
-async def _run(connection: Connection, plan: _Plan, params: Mapping[str, Any]) -> FastResult:
-    """PostgreSQL: the statement on the transaction's asyncpg connection."""
+async def _run(
+    connection: Connection, plan: _Plan, params: Mapping[str, Any], begin: bool = True
+) -> FastResult:
+    """PostgreSQL: the statement on the transaction's asyncpg connection (with
+    ``begin=False``, on its own when the transaction has not begun on the server)."""
     arguments = await _bind(connection, plan, params)
     adapter: Any = connection.connection.dbapi_connection
     dialect: Any = connection.dialect
     try:
         async with adapter._execute_mutex:
-            if adapter._transaction is None:
+            if begin and adapter._transaction is None:
                 await adapter._start_transaction()  # the adapter's lazy BEGIN
             prepared, _ = await adapter._prepare(plan.sql, dialect._invalidate_schema_cache_asof)
             records = await prepared.fetch(*arguments)

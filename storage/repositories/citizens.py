@@ -107,8 +107,8 @@ def lookup_joined_to(driving: FromClause) -> Select[Any]:
     (with the open session): one row per row of ``driving``, the citizen's columns
     NULL for a stranger.
 
-    For a statement that does something else first (PostgreSQL: the inbox mark, as a
-    data-modifying CTE) and reads the citizen in the same round trip; hand the row to
+    For a statement that reads something else too (PostgreSQL: whether the update is
+    in the inbox) and the citizen in the same round trip; hand the row to
     :func:`read_ahead`.
     """
     return select(*driving.c, *_CITIZEN_COLUMNS, *session_columns()).select_from(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from storage.records import InboxStats, IncomingUpdate
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
 from storage.repositories._fast import FastStatement
 from storage.repositories.citizens import lookup_joined_to, read_ahead
+from storage.repositories.sessions import defer_saves, saving, take_deferred_save
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -77,16 +78,35 @@ _CLOSING = (
 _CLOSE = FastStatement(_CLOSING)
 
 
-def _marking_then_reading(mark: Any) -> FastStatement:
-    """PostgreSQL: ``mark`` (returning the update id when it marked it) as a CTE, and
-    the citizen's lookup in the same statement: the first column says whether it
-    marked (1) or not (0). One round trip instead of two for every update."""
-    marked = select(func.count().label("marked")).select_from(mark.cte("mark")).subquery()
-    return FastStatement(lookup_joined_to(marked))
+def _peeking(where: Any) -> FastStatement:
+    """PostgreSQL: how many inbox rows match ``where`` (0 or 1), and the citizen's
+    lookup, in one read."""
+    found = select(func.count().label("found")).select_from(_TABLE).where(where).subquery()
+    return FastStatement(lookup_joined_to(found))
 
 
-_RECORD_HANDLED_READING = _marking_then_reading(_record_handled(postgresql.insert))
-_CLOSE_READING = _marking_then_reading(_CLOSING.returning(_TABLE.c.update_id))
+def _settling(mark: Any, *, saving_session: bool) -> FastStatement:
+    """PostgreSQL: ``mark`` (returning the update id when it marked it) and, when
+    ``saving_session``, the dialog session's save only if it marked: one statement,
+    atomic on its own. Its one value: 1 if it marked, 0 if not."""
+    marked = mark.cte("mark")
+    statement = select(func.count()).select_from(marked)
+    if saving_session:
+        statement = statement.add_cte(
+            saving(select(literal(1)).select_from(marked).exists()).cte("save")
+        )
+    return FastStatement(statement)
+
+
+_ID = _TABLE.c.update_id == bindparam("p_update_id")
+# By whether the update is new (not stored yet) or stored and pending.
+_PEEK = {True: _peeking(_ID), False: _peeking(and_(_ID, _TABLE.c.status == PENDING))}
+_MARK = {True: _record_handled(postgresql.insert), False: _CLOSING.returning(_TABLE.c.update_id)}
+_SETTLE = {
+    (new, saving_session): _settling(_MARK[new], saving_session=saving_session)
+    for new in (True, False)
+    for saving_session in (True, False)
+}
 
 
 class InboxRepository:
@@ -94,6 +114,62 @@ class InboxRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # The mark open() left for settle(): whether the update is new, and the params.
+        self._settling: tuple[bool, dict[str, Any]] | None = None
+
+    async def open(
+        self, update_id: int, now: datetime, *, new: bool, reading: int | None = None
+    ) -> bool:
+        """Begin handling an update in this transaction; False when it is known already.
+
+        ``new``: the update is not stored yet (it is stored as handled, see
+        :meth:`record_handled`); otherwise it is stored and pending (claimed and marked
+        done, see :meth:`close`). Call :meth:`settle` once the handler is done, as the
+        transaction's last statement: the mark commits with the handler's effects.
+
+        On PostgreSQL, for a citizen's update (``reading``), the mark waits for
+        :meth:`settle`: this reads whether the update is known, with the citizen (read
+        ahead), on its own; :meth:`settle` marks the update and saves the citizen's
+        dialog session in one statement, and re-checks the mark there. An update that
+        changes nothing else then takes two round trips, no BEGIN and no COMMIT. If
+        another instance handles the same update meanwhile, :meth:`settle` finds it
+        marked and says so: the caller rolls back. Elsewhere this marks at once.
+        """
+        session = self._session
+        if reading is None or dialect_name(session) != "postgresql":
+            if new:
+                return await self._record_handled(update_id, now)
+            return await self.close(update_id, now)
+        result = await _PEEK[new].execute(
+            session, {"p_update_id": update_id, "telegram_id": reading}, begin=False
+        )
+        row = result.first()
+        assert row is not None  # one row, whatever it found
+        read_ahead(session, reading, row)
+        if row[0] != (0 if new else 1):
+            return False
+        self._settling = (new, {"p_update_id": update_id, "p_now": now})
+        defer_saves(session)
+        return True
+
+    async def settle(self) -> bool:
+        """The mark :meth:`open` left waiting, if it did, with the dialog session's save
+        left waiting (PostgreSQL); False when another transaction marked the update
+        first (roll back). Run nothing in the transaction after it."""
+        if self._settling is None:
+            return True
+        new, params = self._settling
+        self._settling = None
+        session = self._session
+        if session.new or session.dirty or session.deleted:
+            # The commit would flush them after the mark, perhaps in a transaction of
+            # their own: they go first.
+            await session.flush()
+        save = take_deferred_save(session)
+        statement = _SETTLE[(new, save is not None)]
+        # The save's time stands for the mark's too: the end of the handling.
+        result = await statement.execute(session, {**params, **(save or {})}, begin=False)
+        return bool(result.scalar())
 
     async def store(self, updates: Sequence[IncomingUpdate], now: datetime) -> list[int]:
         """Insert the updates not seen before; return the ids that are new.
@@ -116,26 +192,22 @@ class InboxRepository:
         result = await self._session.execute(_STORE[dialect_name(self._session)], rows)
         return sorted(result.scalars().all())
 
-    async def record_handled(
-        self, item: IncomingUpdate, now: datetime, *, reading: int | None = None
-    ) -> bool:
+    async def record_handled(self, item: IncomingUpdate, now: datetime) -> bool:
         """Store an update as handled, in the transaction that handles it; False if known.
 
         For an update handled the moment it arrives: one statement instead of a
         store, a claim and a mark. Nothing that identifies the citizen is kept. On
         PostgreSQL a concurrent insert of the same id waits for this transaction and
-        then finds the row, so a duplicate has no effect either way. ``reading``: the
-        Telegram user id of the citizen the handling will look up next (on PostgreSQL
-        the same statement reads them ahead, see ``citizens.read_ahead``).
+        then finds the row, so a duplicate has no effect either way.
         """
-        params = {"p_update_id": item.update_id, "p_now": now}
-        dialect = dialect_name(self._session)
-        if reading is not None and dialect == "postgresql":
-            return await self._mark_reading(_RECORD_HANDLED_READING, params, reading)
-        result = await _RECORD_HANDLED[dialect].execute(self._session, params)
+        return await self._record_handled(item.update_id, now)
+
+    async def _record_handled(self, update_id: int, now: datetime) -> bool:
+        params = {"p_update_id": update_id, "p_now": now}
+        result = await _RECORD_HANDLED[dialect_name(self._session)].execute(self._session, params)
         return result.scalar() is not None
 
-    async def close(self, update_id: int, now: datetime, *, reading: int | None = None) -> bool:
+    async def close(self, update_id: int, now: datetime) -> bool:
         """Claim a stored, pending update and mark it done, in one statement.
 
         Call it in the transaction that handles the update: the mark commits with the
@@ -143,22 +215,10 @@ class InboxRepository:
         pending (a duplicate, or another instance handled it). On PostgreSQL the row
         stays locked until the transaction ends, so a concurrent claimer waits and
         then finds it no longer pending. Only the update id stays, to recognise a
-        repeated delivery. ``reading``: as for :meth:`record_handled`.
+        repeated delivery.
         """
-        params = {"p_update_id": update_id, "p_now": now}
-        if reading is not None and dialect_name(self._session) == "postgresql":
-            return await self._mark_reading(_CLOSE_READING, params, reading)
-        result = await _CLOSE.execute(self._session, params)
+        result = await _CLOSE.execute(self._session, {"p_update_id": update_id, "p_now": now})
         return bool(result.rowcount)
-
-    async def _mark_reading(
-        self, statement: FastStatement, params: dict[str, Any], telegram_id: int
-    ) -> bool:
-        result = await statement.execute(self._session, {**params, "telegram_id": telegram_id})
-        row = result.first()
-        assert row is not None  # one row, whatever it marked or found
-        read_ahead(self._session, telegram_id, row)
-        return bool(row[0])
 
     async def record_failed(self, item: IncomingUpdate, error: str, now: datetime) -> None:
         """Store an update whose handling raised before it was ever stored (payload kept).

@@ -31,17 +31,23 @@ _COLUMNS = (
     _TABLE.c.pending_flow,
 )
 _GET = select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
+
+
+def _save_values() -> dict[str, Any]:
+    """What a save sets, from the parameters ``p_state``, ``p_now``, ``p_expires_at``,
+    ``p_nudge_at`` and ``p_pending_flow`` (the row: ``p_citizen_id``)."""
+    return {
+        "state": bindparam("p_state", type_=_TABLE.c.state.type),
+        "last_activity_at": bindparam("p_now", type_=_TABLE.c.last_activity_at.type),
+        "expires_at": bindparam("p_expires_at", type_=_TABLE.c.expires_at.type),
+        "nudge_at": bindparam("p_nudge_at", type_=_TABLE.c.nudge_at.type),
+        "nudged_at": None,
+        "pending_flow": bindparam("p_pending_flow", type_=_TABLE.c.pending_flow.type),
+    }
+
+
 _SAVE = FastStatement(
-    update(_TABLE)
-    .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
-    .values(
-        state=bindparam("p_state"),
-        last_activity_at=bindparam("p_now"),
-        expires_at=bindparam("p_expires_at"),
-        nudge_at=bindparam("p_nudge_at"),
-        nudged_at=None,
-        pending_flow=bindparam("p_pending_flow"),
-    )
+    update(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")).values(_save_values())
 )
 _START = insert(_TABLE).values(
     citizen_id=bindparam("p_citizen_id"),
@@ -60,6 +66,9 @@ _END = delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
 # What this transaction knows of citizens' sessions, by citizen id (None: none open),
 # so that reading it again, or saving it, costs no SELECT.
 _KNOWN = "dialog_sessions_known"
+# A save left for the transaction's last statement (see defer_saves): its parameters.
+_DEFERRED = "dialog_sessions_deferred"
+_DEFERRING = "dialog_sessions_deferring"
 
 
 def _known(session: AsyncSession) -> dict[int, SessionRecord | None]:
@@ -93,6 +102,41 @@ def remember(session: AsyncSession, citizen_id: int, record: SessionRecord | Non
     """Note a citizen's session (or that there is none), read by another query, for this
     transaction: the update's handlers then read it without a statement."""
     _known(session)[citizen_id] = record
+
+
+def saving(where: Any) -> Any:
+    """The save of a session as an UPDATE that also requires ``where``, for a statement
+    that saves it together with something else (a CTE: PostgreSQL). Its parameters are
+    those :func:`take_deferred_save` gives."""
+    return (
+        update(_TABLE)
+        .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"), where)
+        .values(_save_values())
+    )
+
+
+def defer_saves(session: AsyncSession) -> None:
+    """From now on in this transaction, a save of a session that stays on its flow
+    revision (an UPDATE) is not run at once but left for :func:`take_deferred_save`:
+    the caller runs it as part of the transaction's last statement (on PostgreSQL the
+    inbox mark, in one round trip). Anything else this repository does first runs the
+    save left waiting, and so does the unit of work's commit if nobody took it."""
+    session.info[_DEFERRING] = True
+
+
+def take_deferred_save(session: AsyncSession) -> dict[str, Any] | None:
+    """The parameters of the save left waiting (see :func:`defer_saves`), now the
+    caller's to run; None when there is none."""
+    deferred: dict[str, Any] | None = session.info.pop(_DEFERRED, None)
+    return deferred
+
+
+async def run_deferred_save(session: AsyncSession) -> None:
+    """Run the save left waiting, if any (before anything else touches the sessions,
+    and before the commit)."""
+    deferred = take_deferred_save(session)
+    if deferred is not None:
+        await _SAVE.execute(session, deferred)
 
 
 class SessionRepository:
@@ -136,11 +180,18 @@ class SessionRepository:
             "p_nudge_at": nudge_at,
             "p_pending_flow": pending_flow,
         }
+        info = self._session.info
         if current is not None and (current.flow_id, current.revision_id) == (
             flow_id,
             revision_id,
         ):
-            await _SAVE.execute(self._session, values)
+            waiting = info.get(_DEFERRED)
+            if waiting is not None and waiting["p_citizen_id"] != citizen_id:
+                await run_deferred_save(self._session)
+            if info.get(_DEFERRING):
+                info[_DEFERRED] = values
+            else:
+                await _SAVE.execute(self._session, values)
             saved = dataclasses.replace(
                 current,
                 state=dict(state),
@@ -150,6 +201,7 @@ class SessionRepository:
                 pending_flow=pending_flow,
             )
         else:
+            await run_deferred_save(self._session)
             if current is not None:
                 await self._session.execute(_END, {"p_citizen_id": citizen_id})
             await self._session.execute(
@@ -173,6 +225,7 @@ class SessionRepository:
         current = await self.get(citizen_id)
         if current is None:
             return
+        await run_deferred_save(self._session)
         await self._session.execute(
             update(_TABLE).where(_TABLE.c.citizen_id == citizen_id).values(pending_flow=flow_id)
         )
@@ -180,6 +233,7 @@ class SessionRepository:
 
     async def end(self, citizen_id: int) -> None:
         """Close the citizen's session (finished, cancelled or expired)."""
+        await run_deferred_save(self._session)
         await self._session.execute(_END, {"p_citizen_id": citizen_id})
         _known(self._session)[citizen_id] = None
 
@@ -205,6 +259,7 @@ class SessionRepository:
 
     async def claim_nudge(self, citizen_id: int, now: datetime) -> bool:
         """Mark the reminder as sent, if it is still due (one instance wins)."""
+        await run_deferred_save(self._session)
         result = await self._session.execute(
             update(DialogSession)
             .where(
@@ -223,6 +278,7 @@ class SessionRepository:
         row = await self.get(citizen_id)
         if row is None or row.expires_at > now:
             return None
+        await run_deferred_save(self._session)
         result = await self._session.execute(
             delete(DialogSession).where(
                 DialogSession.citizen_id == citizen_id, DialogSession.expires_at <= now

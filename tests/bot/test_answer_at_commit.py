@@ -114,12 +114,29 @@ async def test_a_failure_before_the_commit_still_reaches_the_caller(
     async def refuse(*_args: Any, **_kwargs: Any) -> bool:
         raise ConnectionError("the database is gone")
 
-    monkeypatch.setattr(
-        "storage.repositories.inbox.InboxRepository.record_handled", refuse, raising=True
-    )
+    monkeypatch.setattr("storage.repositories.inbox.InboxRepository.open", refuse, raising=True)
     monkeypatch.setattr(
         "storage.repositories.inbox.InboxRepository.record_failed", refuse, raising=True
     )
     with pytest.raises(ConnectionError):
         async with asyncio.timeout(DEADLINE):
             await runtime.inbox.receive([incoming(runtime, message(3, "hello"))])
+
+
+async def test_an_update_marked_elsewhere_meanwhile_leaves_nothing_and_sends_nothing(
+    runtime: Runtime, api: tuple[HeldApi, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def marked_elsewhere(*_args: Any, **_kwargs: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(
+        "storage.repositories.inbox.InboxRepository.settle", marked_elsewhere, raising=True
+    )
+    async with asyncio.timeout(DEADLINE):
+        assert await runtime.inbox.receive([incoming(runtime, message(5, "/start"))]) == []
+        await runtime.inbox.processor.join()
+    monkeypatch.undo()
+    async with runtime.services.database.uow() as uow:
+        assert (await uow.repos.inbox.stats()).done == 0  # rolled back
+        assert await uow.repos.citizens.by_telegram_id(CHAT) is None
+    assert api[0].asked == []

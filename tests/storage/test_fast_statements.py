@@ -22,6 +22,7 @@ from storage.db import Database, UnitOfWork
 from storage.models import DialogSession, InboxUpdate, Report
 from storage.records import CitizenRecord, IncomingUpdate, SessionRecord
 from storage.repositories._fast import FastStatement
+from tests.support.sessions import citizen_with_session
 from tests.support.sql import statements
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -79,21 +80,8 @@ async def _save_again(uow: UnitOfWork, citizen_id: int, **changes: Any) -> Sessi
 
 
 async def _citizen_with_session(database: Database) -> int:
-    async with database.uow() as uow:
-        citizen, created = await _ana(uow)
-        assert created
-        revision = await uow.repos.flows.add(
-            flow_id="report", source="id: report", checksum="c", author="test", now=NOW
-        )
-        await uow.repos.sessions.save(
-            citizen.id,
-            flow_id="report",
-            revision_id=revision.id,
-            state={"step": "start"},
-            now=NOW,
-            expires_at=NOW + timedelta(hours=1),
-        )
-    return citizen.id
+    """Ana, Telegram user 77, with an open session."""
+    return await citizen_with_session(database, 77, NOW)
 
 
 async def test_the_hot_statements_skip_sqlalchemys_execution_layer(
@@ -265,31 +253,34 @@ async def test_sqlite_takes_the_ordinary_way_when_refused_for_a_lock(
         assert (await uow.session.scalars(select(InboxUpdate.update_id))).all() == [20]
 
 
-async def test_postgresql_reads_the_citizen_in_the_inbox_marks_statement(
-    database: Database,
-) -> None:
+async def test_the_citizen_is_read_with_the_inbox_check(database: Database) -> None:
     citizen_id = await _citizen_with_session(database)
-    one_trip = not database.is_sqlite  # SQLite has no data-modifying CTE: two statements
+    # PostgreSQL reads whether the update is known with the citizen, and marks it at the
+    # end; SQLite marks it first, then reads the citizen (a statement costs no trip).
+    postgres = not database.is_sqlite
     with statements(database) as seen:
         async with database.uow() as uow:
-            assert await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)
+            assert await uow.repos.inbox.open(30, NOW, new=True, reading=77)
             citizen, created = await _ana(uow)
             session = await uow.repos.sessions.get(citizen_id)
-    assert [s.split()[0] for s in seen] == (["WITH"] if one_trip else ["INSERT", "SELECT"])
+            assert await uow.repos.inbox.settle()
+    expected = ["SELECT", "WITH"] if postgres else ["INSERT", "SELECT"]
+    assert [s.split()[0] for s in seen] == expected
     assert citizen.id == citizen_id and not created
     assert session is not None and session.state == {"step": "start"}
 
     # A stranger: read as nobody, then registered.
     with statements(database) as seen:
         async with database.uow() as uow:
-            assert await uow.repos.inbox.record_handled(incoming(31), NOW, reading=78)
+            assert await uow.repos.inbox.open(31, NOW, new=True, reading=78)
             stranger, created = await uow.repos.citizens.ensure(
                 telegram_id=78, language="fr", first_name="Zoé", username=None, now=NOW
             )
             assert await uow.repos.sessions.get(stranger.id) is None
+            assert await uow.repos.inbox.settle()
     assert created and stranger.telegram_id == 78 and stranger.language == "fr"
     assert [s.split()[0] for s in seen] == (
-        ["WITH", "INSERT"] if one_trip else ["INSERT", "SELECT", "INSERT"]
+        ["SELECT", "INSERT", "WITH"] if postgres else ["INSERT", "SELECT", "INSERT"]
     )
 
     # A stored update is claimed the same way, once; a repeat is refused.
@@ -297,11 +288,12 @@ async def test_postgresql_reads_the_citizen_in_the_inbox_marks_statement(
         await uow.repos.inbox.store([incoming(32)], NOW)
     for expected in (True, False):
         async with database.uow() as uow:
-            assert await uow.repos.inbox.close(32, NOW, reading=77) is expected
+            assert await uow.repos.inbox.open(32, NOW, new=False, reading=77) is expected
             again, _ = await _ana(uow)
             assert again == citizen
+            assert await uow.repos.inbox.settle()
     async with database.uow() as uow:
-        assert not await uow.repos.inbox.record_handled(incoming(30), NOW, reading=77)
+        assert not await uow.repos.inbox.open(30, NOW, new=True, reading=77)
         # What was read ahead serves only the citizen it was read for.
         other, _ = await uow.repos.citizens.ensure(
             telegram_id=78, language="en", first_name="Zoé", username=None, now=NOW
