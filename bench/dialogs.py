@@ -298,7 +298,7 @@ Journey = Callable[[Target, UpdateFactory, int, Deliver], Awaitable[None]]
 
 
 class SqlCounter:
-    """Counts the statements and commits an engine runs (event listeners, cheap)."""
+    """Counts the statements and the commits an engine sends (event listeners, cheap)."""
 
     def __init__(self, *engines: AsyncEngine) -> None:
         self.statements = 0
@@ -313,7 +313,14 @@ class SqlCounter:
         if not statement.startswith("BEGIN"):
             self.statements += 1
 
-    def _commit(self, *_args: Any) -> None:
+    def _commit(self, connection: Any) -> None:
+        # A transaction that never began on the PostgreSQL server (the asyncpg adapter
+        # begins lazily, at the first statement that needs it) sends no COMMIT.
+        if (
+            connection.dialect.driver == "asyncpg"
+            and connection.connection.dbapi_connection._transaction is None
+        ):
+            return
         self.commits += 1
 
 
