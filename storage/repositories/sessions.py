@@ -31,24 +31,6 @@ _COLUMNS = (
     _TABLE.c.pending_flow,
 )
 _GET = select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
-
-
-def _save_values() -> dict[str, Any]:
-    """What a save sets, from the parameters ``p_state``, ``p_now``, ``p_expires_at``,
-    ``p_nudge_at`` and ``p_pending_flow`` (the row: ``p_citizen_id``)."""
-    return {
-        "state": bindparam("p_state", type_=_TABLE.c.state.type),
-        "last_activity_at": bindparam("p_now", type_=_TABLE.c.last_activity_at.type),
-        "expires_at": bindparam("p_expires_at", type_=_TABLE.c.expires_at.type),
-        "nudge_at": bindparam("p_nudge_at", type_=_TABLE.c.nudge_at.type),
-        "nudged_at": None,
-        "pending_flow": bindparam("p_pending_flow", type_=_TABLE.c.pending_flow.type),
-    }
-
-
-_SAVE = FastStatement(
-    update(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")).values(_save_values())
-)
 _START = insert(_TABLE).values(
     citizen_id=bindparam("p_citizen_id"),
     flow_id=bindparam("p_flow_id"),
@@ -104,15 +86,26 @@ def remember(session: AsyncSession, citizen_id: int, record: SessionRecord | Non
     _known(session)[citizen_id] = record
 
 
-def saving(where: Any) -> Any:
-    """The save of a session as an UPDATE that also requires ``where``, for a statement
-    that saves it together with something else (a CTE: PostgreSQL). Its parameters are
-    those :func:`take_deferred_save` gives."""
+def saving(*also: Any) -> Any:
+    """The save of a session as an UPDATE, that also requires the conditions ``also``
+    when given (to save it together with something else: a CTE, on PostgreSQL). Its
+    parameters, as :func:`take_deferred_save` gives them: ``p_citizen_id``,
+    ``p_state``, ``p_now``, ``p_expires_at``, ``p_nudge_at``, ``p_pending_flow``."""
     return (
         update(_TABLE)
-        .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"), where)
-        .values(_save_values())
+        .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"), *also)
+        .values(
+            state=bindparam("p_state", type_=_TABLE.c.state.type),
+            last_activity_at=bindparam("p_now", type_=_TABLE.c.last_activity_at.type),
+            expires_at=bindparam("p_expires_at", type_=_TABLE.c.expires_at.type),
+            nudge_at=bindparam("p_nudge_at", type_=_TABLE.c.nudge_at.type),
+            nudged_at=None,
+            pending_flow=bindparam("p_pending_flow", type_=_TABLE.c.pending_flow.type),
+        )
     )
+
+
+_SAVE = FastStatement(saving())
 
 
 def defer_saves(session: AsyncSession) -> None:
