@@ -167,11 +167,14 @@ class FastStatement:
         when it returns, with no BEGIN and no COMMIT round trip. Elsewhere it changes
         nothing."""
         in_place = getattr(session, "in_place", None)
-        if in_place is not None:  # SQLite's writer session
+        if in_place is not None:  # SQLite's writer session, PostgreSQL's kept one
             connection = await in_place()
             if connection is not None and _plain(connection):
+                plan = self._plan(connection.dialect)
+                if connection.dialect.driver == "asyncpg":
+                    return await _run(connection, plan, params, begin)
                 try:
-                    return await _run_in_place(connection, self._plan(connection.dialect), params)
+                    return await _run_in_place(connection, plan, params)
                 except _BusyError:
                     pass  # not expected with the write lock held: the ordinary way waits
             return await session.execute(self.statement, dict(params))
