@@ -1,10 +1,12 @@
 """The hot statements skip SQLAlchemy's execution layer, in the unit of work's transaction.
 
-Every update of a citizen's dialog runs the same three or four statements (the inbox
-mark, the citizen lookup, the dialog session save). Through SQLAlchemy's execution
-layer each costs several times what the driver itself costs: the execution context,
-the result wrapping and, on PostgreSQL, a greenlet per call. :class:`FastStatement`
-runs such a statement on the driver's connection the transaction already holds:
+Every update of a citizen's dialog runs the same few statements (the inbox mark, the
+citizen lookup, the dialog session's save), and the report flow a few more (the
+session's start and end, the search for nearby reports, the report, its follow-up and
+its reply). Through SQLAlchemy's execution layer each costs several times what the
+driver itself costs: the execution context, the result wrapping and, on PostgreSQL, a
+greenlet per call. :class:`FastStatement` runs such a statement on the driver's
+connection the transaction already holds:
 
 - on PostgreSQL, the asyncpg connection of the session's transaction;
 - on SQLite, the unit of work's kept sqlite3 connection, once its transaction holds
@@ -41,8 +43,9 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Double, Float, Numeric
+from sqlalchemy import Column, Double, Float, Numeric
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import greenlet_spawn
@@ -76,6 +79,25 @@ class FastResult:
         """The first column of the first row, or None."""
         return self.rows[0][0] if self.rows else None
 
+    def one(self) -> tuple[Any, ...]:
+        """The one row; SQLAlchemy's error when there is none or more than one."""
+        if len(self.rows) != 1:
+            raise (NoResultFound if not self.rows else MultipleResultsFound)(
+                f"expected one row, got {len(self.rows)}"
+            )
+        return self.rows[0]
+
+
+def _float_column(result_column: Any) -> bool:
+    """True for a result that is a table's float column, read as a float: the drivers
+    (asyncpg, sqlite3) give a float for it, as SQLAlchemy's processors leave it."""
+    _key, _name, objects, kind = result_column
+    return (
+        isinstance(kind, Float)
+        and not kind.asdecimal
+        and any(isinstance(item, Column) and item.type is kind for item in objects)
+    )
+
 
 class _Plan:
     """A statement compiled for one dialect: its SQL and how to convert values."""
@@ -87,6 +109,7 @@ class _Plan:
         # What SQLAlchemy works out at each execution, this does not: Python-side column
         # defaults, expanding (IN) parameters, callable values, and result types that
         # read the driver's column type (Numeric). Such a statement is refused here.
+        # A float column (not as Decimal) is read as the driver gives it: a float.
         if (
             compiled.insert_prefetch
             or compiled.update_prefetch
@@ -94,7 +117,7 @@ class _Plan:
             or compiled.post_compile_params
             or any(bind.callable is not None for bind in compiled.binds.values())
             or any(
-                isinstance(column[3], (Numeric, Float, Double))
+                isinstance(column[3], (Numeric, Float, Double)) and not _float_column(column)
                 for column in compiled._result_columns
             )
         ):
@@ -113,7 +136,8 @@ class _Plan:
                 value = bind.effective_value
                 self.arguments.append((None, None, processor(value) if processor else value))
         results = [
-            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+            None if _float_column(column) else column[3]._cached_result_processor(dialect, None)
+            for column in compiled._result_columns
         ]
         self.results: tuple[_Processor, ...] | None = tuple(results) if any(results) else None
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FollowUp, Opportunity, Signup
 from storage.repositories._dialect import claim_update, dialect_name
+from storage.repositories._fast import FastStatement
 
 PENDING: Final = "pending"
 CLAIMED: Final = "claimed"
@@ -155,7 +156,10 @@ def _schedule(insert: Any) -> Any:
 
 
 # Core statements built once: every new report and sign-up schedules follow-ups.
-_SCHEDULE = {"sqlite": _schedule(sqlite.insert), "postgresql": _schedule(postgresql.insert)}
+_SCHEDULE = {
+    "sqlite": FastStatement(_schedule(sqlite.insert)),
+    "postgresql": FastStatement(_schedule(postgresql.insert)),
+}
 
 
 class FollowUpRepository:
@@ -188,7 +192,7 @@ class FollowUpRepository:
             "p_payload": payload,
             "p_created_at": now,
         }
-        new_id = (await self._session.execute(statement, values)).scalar()
+        new_id = (await statement.execute(self._session, values)).scalar()
         return None if new_id is None else int(new_id)
 
     async def claim_due(

@@ -184,7 +184,10 @@ def _enqueue(insert: Any) -> Any:
     )
 
 
-_ENQUEUE = {"sqlite": _enqueue(sqlite.insert), "postgresql": _enqueue(postgresql.insert)}
+_ENQUEUE = {
+    "sqlite": FastStatement(_enqueue(sqlite.insert)),
+    "postgresql": FastStatement(_enqueue(postgresql.insert)),
+}
 
 
 def _record(row: Row[Any]) -> OutboxRecord:
@@ -227,6 +230,27 @@ def _lease_expired(now: datetime, worker_id: str | None, leased_before: datetime
 
 # Built once too: every update whose replies are kept runs both.
 _START_SENDING = insert(_T).returning(_T.c.id, sort_by_parameter_order=True)
+_SENDING_COLUMNS = (
+    "chat_id",
+    "citizen_id",
+    "kind",
+    "method",
+    "payload",
+    "priority",
+    "status",
+    "not_before",
+    "attempts",
+    "claimed_by",
+    "lease_until",
+    "created_at",
+    "attempted_at",
+)
+# Most updates keep one reply: its row in one statement of its own.
+_START_SENDING_ONE = FastStatement(
+    insert(_T)
+    .values({name: bindparam(name, type_=_T.c[name].type) for name in _SENDING_COLUMNS})
+    .returning(_T.c.id)
+)
 _DIALECTS = ("sqlite", "postgresql")
 _WORKER = bindparam("p_worker_id", type_=_T.c.claimed_by.type)
 _NOW = bindparam("p_now", type_=_T.c.not_before.type)
@@ -361,8 +385,8 @@ class OutboxRepository:
         broadcast_id: int | None = None,
     ) -> int | None:
         """Queue one message; None when a message with the same idempotency key exists."""
-        result = await self._session.execute(
-            _ENQUEUE[dialect_name(self._session)],
+        result = await _ENQUEUE[dialect_name(self._session)].execute(
+            self._session,
             {
                 "p_chat_id": chat_id,
                 "p_citizen_id": citizen_id,
@@ -455,6 +479,8 @@ class OutboxRepository:
             }
             for message in messages
         ]
+        if len(rows) == 1:
+            return [int((await _START_SENDING_ONE.execute(self._session, rows[0])).one()[0])]
         result = await self._session.execute(_START_SENDING, rows)
         return [int(row_id) for row_id in result.scalars().all()]
 

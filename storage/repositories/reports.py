@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Category, Report, ReportEvent, ReportFollower, ReportPhoto
 from storage.records import ReportEventRecord, ReportRecord
 from storage.repositories._dialect import dialect_name
+from storage.repositories._fast import FastStatement
 
 # Statuses in which a report is still waiting for the service (FixMyStreet's "open" set).
 OPEN_STATUSES = ("open", "confirmed", "investigating", "in_progress", "action_scheduled")
@@ -172,7 +173,7 @@ def _create_postgresql() -> Any:
 
 
 # Open reports of a category in a box: asked on every new pin (duplicates nearby).
-_NEARBY_OPEN = (
+_NEARBY_OPEN = FastStatement(
     select(
         _REPORTS.c.id,
         _REPORTS.c.reference,
@@ -194,7 +195,8 @@ _NEARBY_OPEN = (
     .join(Category, Category.id == _REPORTS.c.category_id)
     .where(
         _REPORTS.c.category_id == bindparam("p_category_id"),
-        _REPORTS.c.status.in_(OPEN_STATUSES),
+        # Constants, not an expanding list: the statement compiles once.
+        _REPORTS.c.status.in_([literal(status) for status in OPEN_STATUSES]),
         _REPORTS.c.latitude.between(bindparam("p_south"), bindparam("p_north")),
         _REPORTS.c.longitude.between(bindparam("p_west"), bindparam("p_east")),
     )
@@ -223,8 +225,8 @@ def _record_of_columns(row: Any) -> ReportRecord:
 
 
 # Core statements built once: the report flow ends with one of them.
-_CREATE_SQLITE = _create_sqlite()
-_CREATE_POSTGRESQL = _create_postgresql()
+_CREATE_SQLITE = tuple(FastStatement(statement) for statement in _create_sqlite())
+_CREATE_POSTGRESQL = FastStatement(_create_postgresql())
 
 
 class ReportRepository:
@@ -274,14 +276,14 @@ class ReportRepository:
             "p_area_id": area_id,
         }
         if dialect_name(self._session) == "postgresql":
-            created = (await self._session.execute(_CREATE_POSTGRESQL, values)).one()
+            created = (await _CREATE_POSTGRESQL.execute(self._session, values)).one()
         else:
             report, follower, event = _CREATE_SQLITE
-            created = (await self._session.execute(report, values)).one()
+            created = (await report.execute(self._session, values)).one()
             common = {"p_report_id": created[0], "p_created_at": now}
             if citizen_id is not None:
-                await self._session.execute(follower, {**common, "p_citizen_id": citizen_id})
-            await self._session.execute(event, common)
+                await follower.execute(self._session, {**common, "p_citizen_id": citizen_id})
+            await event.execute(self._session, common)
         report_id, reference = created[0], created[1]
         if category_code is None or category_names is None:
             found = await self.by_id(report_id)
@@ -366,8 +368,8 @@ class ReportRepository:
         dlat = math.degrees(radius_m / EARTH_RADIUS_M)
         cos_lat = max(math.cos(math.radians(latitude)), 1e-6)
         dlon = min(180.0, math.degrees(radius_m / (EARTH_RADIUS_M * cos_lat)))
-        result = await self._session.execute(
-            _NEARBY_OPEN,
+        result = await _NEARBY_OPEN.execute(
+            self._session,
             {
                 "p_category_id": category_id,
                 "p_south": latitude - dlat,
@@ -375,6 +377,8 @@ class ReportRepository:
                 "p_west": longitude - dlon,
                 "p_east": longitude + dlon,
             },
+            # A read: on its own when nothing began yet (no BEGIN and COMMIT for it).
+            begin=False,
         )
         found = []
         for row in result.all():

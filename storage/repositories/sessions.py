@@ -30,20 +30,22 @@ _COLUMNS = (
     _TABLE.c.nudged_at,
     _TABLE.c.pending_flow,
 )
-_GET = select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
-_START = insert(_TABLE).values(
-    citizen_id=bindparam("p_citizen_id"),
-    flow_id=bindparam("p_flow_id"),
-    revision_id=bindparam("p_revision_id"),
-    state=bindparam("p_state"),
-    started_at=bindparam("p_now"),
-    last_activity_at=bindparam("p_now"),
-    expires_at=bindparam("p_expires_at"),
-    nudge_at=bindparam("p_nudge_at"),
-    nudged_at=None,
-    pending_flow=bindparam("p_pending_flow"),
+_GET = FastStatement(select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")))
+_START = FastStatement(
+    insert(_TABLE).values(
+        citizen_id=bindparam("p_citizen_id"),
+        flow_id=bindparam("p_flow_id"),
+        revision_id=bindparam("p_revision_id"),
+        state=bindparam("p_state"),
+        started_at=bindparam("p_now"),
+        last_activity_at=bindparam("p_now"),
+        expires_at=bindparam("p_expires_at"),
+        nudge_at=bindparam("p_nudge_at"),
+        nudged_at=None,
+        pending_flow=bindparam("p_pending_flow"),
+    )
 )
-_END = delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"))
+_END = FastStatement(delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")))
 
 # What this transaction knows of citizens' sessions, by citizen id (None: none open),
 # so that reading it again, or saving it, costs no SELECT.
@@ -143,7 +145,7 @@ class SessionRepository:
         known = _known(self._session)
         if citizen_id in known:
             return known[citizen_id]
-        row = (await self._session.execute(_GET, {"p_citizen_id": citizen_id})).first()
+        row = (await _GET.execute(self._session, {"p_citizen_id": citizen_id})).first()
         record = None if row is None else record_of(row)
         known[citizen_id] = record
         return record
@@ -196,9 +198,9 @@ class SessionRepository:
         else:
             await run_deferred_save(self._session)
             if current is not None:
-                await self._session.execute(_END, {"p_citizen_id": citizen_id})
-            await self._session.execute(
-                _START, {**values, "p_flow_id": flow_id, "p_revision_id": revision_id}
+                await _END.execute(self._session, {"p_citizen_id": citizen_id})
+            await _START.execute(
+                self._session, {**values, "p_flow_id": flow_id, "p_revision_id": revision_id}
             )
             saved = SessionRecord(
                 citizen_id=citizen_id,
@@ -227,7 +229,7 @@ class SessionRepository:
     async def end(self, citizen_id: int) -> None:
         """Close the citizen's session (finished, cancelled or expired)."""
         await run_deferred_save(self._session)
-        await self._session.execute(_END, {"p_citizen_id": citizen_id})
+        await _END.execute(self._session, {"p_citizen_id": citizen_id})
         _known(self._session)[citizen_id] = None
 
     async def due(self, now: datetime, *, limit: int = 200) -> list[tuple[int, bool]]:

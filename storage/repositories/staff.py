@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry, Citizen, Invite, StaffRole
 from storage.repositories._dialect import insert_ignoring_conflicts
+from storage.repositories._fast import FastStatement
 
 ADMIN, MANAGER = "admin", "manager"
 
@@ -42,7 +43,7 @@ class StaffMember:
 
 
 # Built once: every new report looks up its service's managers.
-_MANAGERS_OF = (
+_MANAGERS_OF = FastStatement(
     select(Citizen.id, Citizen.telegram_id, Citizen.language, Citizen.pseudonym)
     .join(StaffRole, StaffRole.citizen_id == Citizen.id)
     .where(
@@ -135,7 +136,7 @@ class StaffRepository:
 
     async def managers_of(self, service_id: int) -> list[StaffMember]:
         """The managers of a service who can be reached in Telegram."""
-        result = await self._session.execute(_MANAGERS_OF, {"p_service_id": service_id})
+        result = await _MANAGERS_OF.execute(self._session, {"p_service_id": service_id})
         return [
             StaffMember(citizen_id=row[0], telegram_id=row[1], language=row[2], pseudonym=row[3])
             for row in result.all()

@@ -22,6 +22,7 @@ from storage.db import Database, UnitOfWork
 from storage.models import DialogSession, InboxUpdate, Report
 from storage.records import CitizenRecord, IncomingUpdate, SessionRecord
 from storage.repositories._fast import FastStatement
+from storage.repositories.sessions import record_of, session_columns
 from tests.support.sessions import citizen_with_session
 from tests.support.sql import statements
 
@@ -114,9 +115,15 @@ async def test_what_they_read_and_write_is_what_sqlalchemy_reads_and_writes(
             pending_flow="rate",
         )
     async with database.uow() as uow:
-        # Through SQLAlchemy's ordinary way: the ORM and the sessions' own SELECT.
+        # Through SQLAlchemy's ordinary way: the ORM, and a SELECT of the session's columns.
         slow_citizen = await uow.repos.citizens.by_telegram_id(77)
-        slow_session = await uow.repos.sessions.get(citizen_id)
+        slow_session = record_of(
+            (
+                await uow.session.execute(
+                    select(*session_columns()).where(DialogSession.citizen_id == citizen_id)
+                )
+            ).one()
+        )
         row = (
             await uow.session.execute(
                 select(DialogSession.state, DialogSession.nudge_at, DialogSession.last_activity_at)
@@ -220,12 +227,40 @@ async def test_a_dropped_connection_fails_the_unit_of_work_and_is_replaced(
 
 
 async def test_a_statement_it_cannot_run_exactly_is_refused(database: Database) -> None:
-    # A Float column's result processor reads the driver's column type, which a plan
-    # compiled before execution does not know.
-    latitude = FastStatement(select(Report.latitude).where(Report.id == bindparam("p_id")))
+    # A float expression's result processor (not a float column's) reads the driver's
+    # column type, which a plan compiled before execution does not know.
+    doubled = FastStatement(select(Report.latitude * 2))
     async with database.uow() as uow:
         with pytest.raises(TypeError, match="not a statement FastStatement can run"):
-            await latitude.execute(uow.session, {"p_id": 1})
+            await doubled.execute(uow.session, {})
+
+
+async def test_a_float_column_reads_as_sqlalchemy_reads_it(database: Database) -> None:
+    async with database.uow() as uow:
+        service = await uow.repos.catalog.upsert_service(code="roads", names={"en": "Roads"})
+        category = await uow.repos.catalog.upsert_category(
+            code="pothole", service_id=service, names={"en": "Pothole"}, target_days=5, radius_m=50
+        )
+        created = await uow.repos.reports.create(
+            citizen_id=None,
+            category_id=category,
+            service_id=service,
+            description="x",
+            latitude=48.856613,
+            longitude=-2.0,
+            address=None,
+            anonymous=True,
+            language="en",
+            now=NOW,
+            due_at=NOW,
+        )
+    where = Report.id == bindparam("p_id")
+    fast = FastStatement(select(Report.latitude, Report.longitude).where(where))
+    async with database.uow() as uow:
+        row = (await fast.execute(uow.session, {"p_id": created.id})).one()
+        ordinary = (await uow.session.execute(fast.statement, {"p_id": created.id})).one()
+    assert row == tuple(ordinary) == (48.856613, -2.0)
+    assert all(type(value) is float for value in row)
 
 
 async def test_sqlite_takes_the_ordinary_way_when_refused_for_a_lock(

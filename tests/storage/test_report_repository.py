@@ -28,14 +28,21 @@ async def seed(database: Database) -> tuple[int, int, int]:
     return citizen.id, service, category
 
 
-async def create(uow: UnitOfWork, citizen: int | None, service: int, category: int) -> ReportRecord:
+async def create(
+    uow: UnitOfWork,
+    citizen: int | None,
+    service: int,
+    category: int,
+    *,
+    at: tuple[float, float] = (48.85, 2.35),
+) -> ReportRecord:
     return await uow.repos.reports.create(
         citizen_id=citizen,
         category_id=category,
         service_id=service,
         description="A deep pothole",
-        latitude=48.85,
-        longitude=2.35,
+        latitude=at[0],
+        longitude=at[1],
         address=None,
         anonymous=False,
         language="en",
@@ -73,6 +80,39 @@ async def test_a_report_is_created_in_one_statement_on_postgresql_three_on_sqlit
         with statements(database) as seen:
             await create(uow, citizen, service, category)
     assert len(seen) == (3 if database.is_sqlite else 1)
+
+
+async def test_nearby_open_reports_are_those_of_the_category_in_the_radius_nearest_first(
+    database: Database,
+) -> None:
+    citizen, service, category = await seed(database)  # the category's radius: 50 m
+    async with database.uow() as uow:
+        other = await uow.repos.catalog.upsert_category(
+            code="graffiti",
+            service_id=service,
+            names={"en": "Graffiti"},
+            target_days=5,
+            radius_m=50,
+        )
+        # About 22 m and 33 m north, 110 m north, and 22 m north but closed.
+        far = await create(uow, citizen, service, category, at=(48.8503, 2.35))
+        near = await create(uow, citizen, service, category, at=(48.8502, 2.35))
+        await create(uow, citizen, service, category, at=(48.851, 2.35))
+        closed = await create(uow, citizen, service, category, at=(48.8502, 2.35002))
+        await uow.repos.reports.set_status(closed.id, "rejected", actor="staff", note=None, now=NOW)
+        await create(uow, citizen, service, other, at=(48.8502, 2.35))
+    async with database.uow() as uow:
+        found = await uow.repos.reports.nearby_open(
+            category_id=category, latitude=48.85, longitude=2.35, radius_m=50
+        )
+        if not database.is_sqlite:
+            # A read alone in its unit of work sends no BEGIN (and no COMMIT).
+            assert not uow.session.begun_on_server  # type: ignore[attr-defined]
+        assert [(report, round(distance)) for report, distance in found] == [
+            (await uow.repos.reports.by_id(near.id), 22),
+            (await uow.repos.reports.by_id(far.id), 33),
+        ]
+    assert isinstance(found[0][0].latitude, float) and found[0][0].latitude == 48.8502
 
 
 async def test_references_past_a_million_keep_every_digit(database: Database) -> None:
