@@ -168,61 +168,104 @@ class _KeptConnections:
 
     Taking a connection from SQLAlchemy's pool and giving it back costs two hops into
     its greenlets and the pool's bookkeeping: about 0.1 ms of CPU per transaction here,
-    as much as the statement a plain answer sends. A connection given back waits here
-    instead, for the next unit of work, which takes and returns it without awaiting.
+    as much as the statement a plain answer sends. A connection given back is handed
+    to the next unit of work waiting for one, or waits here for the next to come;
+    either way it changes hands without awaiting.
 
-    At most ``keep`` wait here; the rest go back to the pool, as do all while a unit of
-    work waits for the pool (so none waits on a connection kept here). One that sat
-    longer than ``idle`` seconds is pinged before use, as the pool's checkout does.
+    At most ``limit`` connections are taken from the pool this way (the rest of the
+    pool serves the other users of the engine: long reads, health checks); a unit of
+    work beyond them waits for one to be given back. One that sat unused for longer
+    than ``idle`` seconds is pinged before use, as the pool's checkout does.
     """
 
-    def __init__(self, engine: AsyncEngine, *, keep: int, idle: float) -> None:
+    def __init__(self, engine: AsyncEngine, *, limit: int, idle: float) -> None:
         self._engine = engine
-        self._keep = keep
+        self._limit = limit
         self._idle = idle
+        self._out = 0  # taken from the pool through this, in use or waiting here
         self._waiting: list[tuple[AsyncConnection, float]] = []
-        self._connecting = 0  # units of work waiting for the pool
+        # Units of work waiting for a connection; None hands one the right to connect.
+        self._takers: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._closed = False
 
     async def take(self) -> AsyncConnection:
         while self._waiting:
             connection, since = self._waiting.pop()
-            if _kept_usable(connection):
-                if time.monotonic() - since < self._idle:
-                    return connection
-                try:
-                    await connection.run_sync(_ping)
-                except BaseException as error:
-                    await connection.invalidate()
-                    await connection.close()
-                    if not isinstance(error, Exception):
-                        raise  # cancelled: the connection is not lost on the way
-                    continue
+            if await self._fit(connection, since):
                 return connection
-            await connection.close()
-        self._connecting += 1
+        if self._closed or self._out < self._limit:
+            return await self._connect()
+        taker: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
+        self._takers.append(taker)
         try:
-            return await self._engine.connect()
-        finally:
-            self._connecting -= 1
+            handed = await taker
+        except asyncio.CancelledError:
+            if taker.done() and not taker.cancelled():
+                handed = taker.result()  # handed over just as it was cancelled: pass it on
+                if handed is None:
+                    self._hand(None)
+                else:
+                    await self.give(handed)
+            raise
+        return handed if handed is not None else await self._connect()
 
     async def give(self, connection: AsyncConnection) -> None:
-        if (
-            self._closed
-            or self._connecting
-            or len(self._waiting) >= self._keep
-            or not _kept_usable(connection)
-        ):
-            await connection.close()  # back to the pool (rolled back if need be)
-            return
-        self._waiting.append((connection, time.monotonic()))
+        if self._closed or not _kept_usable(connection):
+            await self._drop(connection)
+        elif not self._hand(connection):
+            self._waiting.append((connection, time.monotonic()))
 
     async def close(self) -> None:
         """Give every waiting connection back to the pool; later ones go there too."""
         self._closed = True
         waiting, self._waiting = self._waiting, []
         for connection, _ in waiting:
-            await connection.close()
+            await self._drop(connection)
+        while self._hand(None):
+            pass
+
+    def _hand(self, connection: AsyncConnection | None) -> bool:
+        """Hand ``connection`` (or, None, the right to connect) to the first waiting
+        unit of work; False when none waits."""
+        while self._takers:
+            taker = self._takers.popleft()
+            if not taker.done():
+                taker.set_result(connection)
+                return True
+        return False
+
+    async def _connect(self) -> AsyncConnection:
+        self._out += 1
+        try:
+            return await self._engine.connect()
+        except BaseException:
+            self._out -= 1
+            self._hand(None)
+            raise
+
+    async def _drop(self, connection: AsyncConnection) -> None:
+        """Back to the pool (rolled back if need be); its place goes to a waiting one."""
+        self._out -= 1
+        self._hand(None)
+        await connection.close()
+
+    async def _fit(self, connection: AsyncConnection, since: float) -> bool:
+        """True when the waiting ``connection`` may serve (pinged if it sat unused for
+        long); otherwise it is dropped."""
+        if _kept_usable(connection):
+            if time.monotonic() - since < self._idle:
+                return True
+            try:
+                await connection.run_sync(_ping)
+            except BaseException as error:
+                await connection.invalidate()
+                await self._drop(connection)
+                if not isinstance(error, Exception):
+                    raise  # cancelled: the connection is not lost on the way
+                return False
+            return True
+        await self._drop(connection)
+        return False
 
 
 class _WriteLock:
@@ -502,11 +545,13 @@ class Database:
                 autoflush=False,
             )
         )
-        # PostgreSQL: the ordinary units of work's connections, kept between them.
+        # PostgreSQL: the ordinary units of work's connections, kept between them; a
+        # quarter of the pool stays for the engine's other users.
+        kept = pool_size - max(1, pool_size // 4)
         self._kept = (
-            None
-            if self.is_sqlite
-            else _KeptConnections(self.engine, keep=pool_size // 2, idle=ping_after_idle)
+            _KeptConnections(self.engine, limit=kept, idle=ping_after_idle)
+            if not self.is_sqlite and kept > 0
+            else None
         )
         self._write_lock = _WriteLock() if self.is_sqlite else None
         # SQLite: the one connection writers use in turn (the write lock serialises

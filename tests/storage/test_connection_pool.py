@@ -42,5 +42,7 @@ async def test_more_units_of_work_than_connections_open_no_new_ones(database_url
             await asyncio.gather(*(work() for _ in range(40)))
     finally:
         await database.dispose()
-    assert most == 5  # no more transactions at once than the pool holds
-    assert len(connects) == 5
+    # No more transactions at once than the units of work may hold: the pool's five
+    # but one, which stays for the engine's other users (long reads, health checks).
+    assert most == 4
+    assert len(connects) == 4

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy.ext.asyncio.session as async_session_module
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import DBAPIError
 
 from storage.db import Database
 from storage.models import InboxUpdate
@@ -119,45 +119,67 @@ async def test_a_kept_connection_used_a_moment_ago_is_not_pinged(postgres_url: s
         await database.dispose()
 
 
-async def test_none_is_kept_while_a_unit_of_work_waits_for_the_pool(postgres_url: str) -> None:
-    # Two connections: one may be kept. Two units of work hold both; a third waits for
-    # the pool, and the second finishes only after the third has run. The first's
-    # connection must go to the pool, where the third waits, not wait here.
-    database = Database(postgres_url, pool_size=2)
-    third_waits, third_ran = asyncio.Event(), asyncio.Event()
-    both_held = asyncio.Barrier(3)
-    kept: Any = database._kept
-    engine, asked = kept._engine, []
+async def test_beyond_the_limit_a_connection_is_handed_over(postgres_url: str) -> None:
+    # Four connections, three of them for the units of work. Three hold theirs; a
+    # fourth waits, and the second finishes only after the fourth has run: the
+    # first's connection must go straight to the fourth, not back to the pool.
+    database = Database(postgres_url, pool_size=4, ping_after_idle=3600.0)
+    seen = counting_checkouts(database)
+    fourth_waits, fourth_ran = asyncio.Event(), asyncio.Event()
+    all_held = asyncio.Barrier(4)
 
-    def connect() -> Any:
-        asked.append(1)
-        if len(asked) == 3:
-            third_waits.set()  # it waits for the pool from its next await on
-        return engine.connect()
-
-    kept._engine = SimpleNamespace(connect=connect)
-
-    async def first() -> None:
+    async def holding(until: asyncio.Event) -> None:
         async with database.uow() as uow:
             await uow.session.execute(text("SELECT 1"))
-            await both_held.wait()
-            await third_waits.wait()
+            await all_held.wait()
+            await until.wait()
 
-    async def second() -> None:
+    async def fourth() -> None:
+        await all_held.wait()
+        fourth_waits.set()  # from its first await on, it waits for a connection
         async with database.uow() as uow:
             await uow.session.execute(text("SELECT 1"))
-            await both_held.wait()
-            await third_ran.wait()
-
-    async def third() -> None:
-        await both_held.wait()
-        async with database.uow() as uow:
-            await uow.session.execute(text("SELECT 1"))
-        third_ran.set()
+        fourth_ran.set()
 
     try:
         async with asyncio.timeout(DEADLINE):
-            await asyncio.gather(first(), second(), third())
+            await asyncio.gather(
+                holding(fourth_waits), holding(fourth_ran), holding(fourth_ran), fourth()
+            )
+            assert len(seen) == 3
+            # The fourth connection of the pool stays for the engine's other users,
+            # while the three wait here for the next units of work.
+            async with database.engine.connect() as other:
+                await other.execute(text("SELECT 1"))
+    finally:
+        await database.dispose()
+
+
+async def test_a_lost_connection_makes_room_for_a_waiting_unit_of_work(
+    postgres_url: str,
+) -> None:
+    # One connection for the units of work. The second waits for it; the first loses
+    # it (its server process is ended): the second connects anew in its place.
+    database = Database(postgres_url, pool_size=2, ping_after_idle=3600.0)
+    first_holds = asyncio.Event()
+
+    async def first() -> None:
+        async with database.uow() as uow:
+            pid = await uow.session.scalar(text("SELECT pg_backend_pid()"))
+            first_holds.set()
+            async with database.uow(urgent=True) as other:
+                await other.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await uow.session.execute(text("SELECT 1"))
+
+    async def second() -> int:
+        await first_holds.wait()
+        return await backend_pid(database)
+
+    try:
+        async with asyncio.timeout(DEADLINE):
+            lost, pid = await asyncio.gather(first(), second(), return_exceptions=True)
+        assert isinstance(lost, DBAPIError) and lost.connection_invalidated
+        assert isinstance(pid, int)
     finally:
         await database.dispose()
 
