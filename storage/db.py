@@ -43,6 +43,7 @@ from sqlalchemy.util import greenlet_spawn
 from storage import inline_sqlite
 from storage.repositories import ReferenceCache, Repositories
 from storage.repositories._dialect import serialize
+from storage.repositories._fast import InPlaceSession
 from storage.repositories._reference import changed_in
 from storage.repositories.sessions import run_deferred_save
 
@@ -312,7 +313,7 @@ class _WriteLock:
 _PREBUFFER = util.immutabledict({"prebuffer_rows": True})
 
 
-class _WriterSession(AsyncSession):
+class _WriterSession(InPlaceSession):
     """SQLite: a unit of work's session on the kept connection, run without greenlets.
 
     SQLAlchemy's asyncio layer runs each call in a new greenlet (several µs, more on a
@@ -430,7 +431,7 @@ class _WriterSession(AsyncSession):
         return result
 
 
-class _KeptSession(AsyncSession):
+class _KeptSession(InPlaceSession):
     """PostgreSQL: an ordinary unit of work's session on a kept connection (see
     :class:`_KeptConnections`), whose transaction begins and, when nothing began on
     the server, commits without a hop into SQLAlchemy's greenlets."""

@@ -160,6 +160,17 @@ class _Plan:
         ]
 
 
+class InPlaceSession(AsyncSession):
+    """A session whose connection a statement may use without awaiting SQLAlchemy's
+    greenlets: SQLite's writer session and PostgreSQL's kept one (in
+    :mod:`storage.db`)."""
+
+    async def in_place(self) -> Connection | None:
+        """The connection under the session, in its transaction; None when statements
+        must take the ordinary way."""
+        raise NotImplementedError
+
+
 class FastStatement:
     """A Core statement that runs on PostgreSQL's asyncpg connection without SQLAlchemy's
     execution layer (see the module's docstring), and the ordinary way elsewhere."""
@@ -190,9 +201,8 @@ class FastStatement:
         comes, the commit has nothing to send. One statement then is atomic and durable
         when it returns, with no BEGIN and no COMMIT round trip. Elsewhere it changes
         nothing."""
-        in_place = getattr(session, "in_place", None)
-        if in_place is not None:  # SQLite's writer session, PostgreSQL's kept one
-            connection = await in_place()
+        if isinstance(session, InPlaceSession):
+            connection = await session.in_place()
             if connection is not None and _plain(connection):
                 plan = self._plan(connection.dialect)
                 if connection.dialect.driver == "asyncpg":

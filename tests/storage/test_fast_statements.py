@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from storage.db import Database, UnitOfWork
 from storage.models import DialogSession, InboxUpdate, Report
 from storage.records import CitizenRecord, IncomingUpdate, SessionRecord
-from storage.repositories._fast import FastStatement
+from storage.repositories._fast import FastStatement, InPlaceSession
 from storage.repositories.sessions import record_of, session_columns
 from tests.support.sessions import citizen_with_session
 from tests.support.sql import statements
@@ -271,8 +271,10 @@ async def test_sqlite_takes_the_ordinary_way_when_refused_for_a_lock(
     if not database.is_sqlite:
         pytest.skip("SQLite's kept connection")
     async with database.uow() as uow:
-        connection = await uow.session.in_place()  # type: ignore[attr-defined]
-        driver = connection.connection.driver_connection
+        assert isinstance(uow.session, InPlaceSession)
+        connection = await uow.session.in_place()
+        assert connection is not None
+        driver: Any = connection.connection.driver_connection
         refused: list[str] = []
 
         def busy(sql: str, *_args: Any) -> Any:
