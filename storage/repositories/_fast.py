@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Column, Double, Float, Numeric
+from sqlalchemy import BindParameter, Column, Double, Float, Numeric, Table, bindparam
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -158,6 +158,15 @@ class _Plan:
             )
             for record in records
         ]
+
+
+def typed_parameters(
+    table: Table, names: Sequence[str], *, prefix: str = "p_"
+) -> dict[str, BindParameter[Any]]:
+    """For a statement built once: a parameter per column of ``names``, named
+    ``prefix`` + the column's name and typed as the column (so its values go through
+    the column type's conversions)."""
+    return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
 
 
 class InPlaceSession(AsyncSession):

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FollowUp, Opportunity, Signup
 from storage.repositories._dialect import claim_update, dialect_name
-from storage.repositories._fast import FastStatement
+from storage.repositories._fast import FastStatement, typed_parameters
 
 PENDING: Final = "pending"
 CLAIMED: Final = "claimed"
@@ -134,9 +134,9 @@ _FOLLOWUPS = cast(Table, FollowUp.__table__)
 
 
 def _schedule(insert: Any) -> Any:
-    values = {
-        name: bindparam(f"p_{name}", type_=_FOLLOWUPS.c[name].type)
-        for name in (
+    values = typed_parameters(
+        _FOLLOWUPS,
+        (
             "rule",
             "citizen_id",
             "subject_type",
@@ -145,8 +145,8 @@ def _schedule(insert: Any) -> Any:
             "idempotency_key",
             "payload",
             "created_at",
-        )
-    }
+        ),
+    )
     return (
         insert(_FOLLOWUPS)
         .values(status=PENDING, attempts=0, **values)

@@ -59,7 +59,7 @@ from sqlalchemy.sql.operators import custom_op
 
 from storage.models import Citizen, OutboxMessage
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts, serialize
-from storage.repositories._fast import FastStatement
+from storage.repositories._fast import FastStatement, typed_parameters
 
 PENDING = "pending"
 CLAIMED = "claimed"
@@ -247,9 +247,7 @@ _SENDING_COLUMNS = (
 )
 # Most updates keep one reply: its row in one statement of its own.
 _START_SENDING_ONE = FastStatement(
-    insert(_T)
-    .values({name: bindparam(name, type_=_T.c[name].type) for name in _SENDING_COLUMNS})
-    .returning(_T.c.id)
+    insert(_T).values(typed_parameters(_T, _SENDING_COLUMNS, prefix="")).returning(_T.c.id)
 )
 _DIALECTS = ("sqlite", "postgresql")
 _WORKER = bindparam("p_worker_id", type_=_T.c.claimed_by.type)

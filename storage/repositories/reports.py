@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Category, Report, ReportEvent, ReportFollower, ReportPhoto
 from storage.records import ReportEventRecord, ReportRecord
 from storage.repositories._dialect import dialect_name
-from storage.repositories._fast import FastStatement
+from storage.repositories._fast import FastStatement, typed_parameters
 
 # Statuses in which a report is still waiting for the service (FixMyStreet's "open" set).
 OPEN_STATUSES = ("open", "confirmed", "investigating", "in_progress", "action_scheduled")
@@ -97,9 +97,7 @@ _NEW_REPORT_COLUMNS = (
     "due_at",
     "area_id",
 )
-_NEW_REPORT_VALUES = {
-    name: bindparam(f"p_{name}", type_=_REPORTS.c[name].type) for name in _NEW_REPORT_COLUMNS
-}
+_NEW_REPORT_VALUES = typed_parameters(_REPORTS, _NEW_REPORT_COLUMNS)
 
 
 def _create_sqlite() -> tuple[Any, Any, Any]:
