@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Table, and_, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboxUpdate
@@ -38,9 +39,10 @@ def _record_handled(insert: Any) -> Any:
     )
 
 
-def _store(insert: Any) -> Any:
+def _store() -> Any:
+    """SQLite: one row's insert, run for every row (an executemany)."""
     return (
-        insert(_TABLE)
+        sqlite.insert(_TABLE)
         .values(
             update_id=bindparam("p_update_id"),
             chat_id=bindparam("p_chat_id"),
@@ -61,7 +63,41 @@ _RECORD_HANDLED = {
     "sqlite": FastStatement(_record_handled(sqlite.insert)),
     "postgresql": FastStatement(_record_handled(postgresql.insert)),
 }
-_STORE = {"sqlite": _store(sqlite.insert), "postgresql": _store(postgresql.insert)}
+_STORE = _store()
+
+
+def _store_arrays() -> FastStatement:
+    """PostgreSQL: every row in one statement, its columns as arrays (``unnest``): one
+    prepared statement whatever the number of rows, run straight on the driver."""
+    arrived = (
+        func.unnest(
+            bindparam("p_update_ids", type_=ARRAY(BigInteger)),
+            bindparam("p_chat_ids", type_=ARRAY(BigInteger)),
+            bindparam("p_user_ids", type_=ARRAY(BigInteger)),
+            bindparam("p_payloads", type_=ARRAY(_TABLE.c.payload.type)),
+        )
+        .table_valued("update_id", "chat_id", "user_id", "payload")
+        .render_derived(name="arrived")
+    )
+    columns = ["update_id", "chat_id", "user_id", "payload", "status", "attempts", "received_at"]
+    rows = select(
+        arrived.c.update_id,
+        arrived.c.chat_id,
+        arrived.c.user_id,
+        arrived.c.payload,
+        literal(PENDING),
+        literal(0),
+        bindparam("p_now", type_=_TABLE.c.received_at.type),
+    )
+    return FastStatement(
+        postgresql.insert(_TABLE)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(_TABLE.c.update_id)
+    )
+
+
+_STORE_ARRAYS = _store_arrays()
 _CLOSING = (
     update(_TABLE)
     .where(_TABLE.c.update_id == bindparam("p_update_id"), _TABLE.c.status == PENDING)
@@ -179,6 +215,16 @@ class InboxRepository:
         """
         if not updates:
             return []
+        if dialect_name(self._session) == "postgresql":
+            params = {
+                "p_update_ids": [item.update_id for item in updates],
+                "p_chat_ids": [item.chat_id for item in updates],
+                "p_user_ids": [item.user_id for item in updates],
+                "p_payloads": [item.payload for item in updates],
+                "p_now": now,
+            }
+            stored = await _STORE_ARRAYS.execute(self._session, params)
+            return sorted(row[0] for row in stored.all())
         rows = [
             {
                 "p_update_id": item.update_id,
@@ -189,7 +235,7 @@ class InboxRepository:
             }
             for item in updates
         ]
-        result = await self._session.execute(_STORE[dialect_name(self._session)], rows)
+        result = await self._session.execute(_STORE, rows)
         return sorted(result.scalars().all())
 
     async def record_handled(self, item: IncomingUpdate, now: datetime) -> bool:

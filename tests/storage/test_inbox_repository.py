@@ -6,10 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from storage.db import Database
+from storage.models import InboxUpdate
 from storage.records import IncomingUpdate
+from tests.support.sql import statements
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -105,3 +107,31 @@ async def test_a_single_statement_store_is_durable_when_it_returns(database: Dat
             assert seen == 2
     async with database.uow() as uow:
         assert (await uow.repos.inbox.stats()).pending == 2
+
+
+async def test_one_statement_stores_any_number_of_updates(database: Database) -> None:
+    """On PostgreSQL the same SQL for two rows and for three (one prepared statement,
+    the columns sent as arrays), and each row reads back as it came."""
+    odd = IncomingUpdate(
+        update_id=30,
+        chat_id=None,
+        user_id=None,
+        payload={"update_id": 30, "channel_post": {"text": "é \u2028 ✓ " + "x" * 4000}},
+    )
+    with statements(database) as seen:
+        async with database.single_statement() as uow:
+            assert await uow.repos.inbox.store([incoming(31, chat_id=-5), odd], NOW) == [30, 31]
+        async with database.single_statement() as uow:
+            stored = await uow.repos.inbox.store([incoming(34), incoming(32), incoming(33)], NOW)
+            assert stored == [32, 33, 34]
+    assert len(seen) == 2
+    if not database.is_sqlite:
+        assert seen[0] == seen[1]
+    async with database.uow() as uow:
+        rows = {row.update_id: row for row in (await uow.session.scalars(select(InboxUpdate)))}
+    assert sorted(rows) == [30, 31, 32, 33, 34]
+    assert (rows[30].chat_id, rows[30].user_id, rows[30].payload) == (None, None, odd.payload)
+    assert (rows[31].chat_id, rows[31].user_id) == (-5, -5)
+    assert rows[31].payload == incoming(31).payload
+    assert {row.status for row in rows.values()} == {"pending"}
+    assert {row.received_at for row in rows.values()} == {NOW}

@@ -21,9 +21,11 @@ def statements(database: Database) -> Iterator[list[str]]:
         if not statement.startswith("BEGIN"):
             seen.append(statement)
 
-    engine = database.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
+    engines = [engine.sync_engine for engine in database.engines]
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", count)
     try:
         yield seen
     finally:
-        event.remove(engine, "after_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", count)
