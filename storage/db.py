@@ -45,7 +45,7 @@ from storage.repositories import ReferenceCache, Repositories
 from storage.repositories._dialect import serialize
 from storage.repositories._fast import InPlaceSession
 from storage.repositories._reference import changed_in
-from storage.repositories.sessions import run_deferred_save
+from storage.repositories.sessions import run_deferred_write
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql"}
@@ -719,7 +719,7 @@ class UnitOfWork:
         session = self.session
         if exc_type is None and not self._reader:
             try:
-                await run_deferred_save(session)
+                await run_deferred_write(session)
             except BaseException as error:
                 await self.__aexit__(type(error), error, error.__traceback__)
                 raise

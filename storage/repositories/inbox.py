@@ -16,7 +16,7 @@ from storage.records import InboxStats, IncomingUpdate
 from storage.repositories._dialect import dialect_name, insert_ignoring_conflicts
 from storage.repositories._fast import FastStatement
 from storage.repositories.citizens import lookup_joined_to, read_ahead
-from storage.repositories.sessions import defer_saves, saving, take_deferred_save
+from storage.repositories.sessions import DEFERRABLE, defer_writes, take_deferred_write
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -121,15 +121,16 @@ def _peeking(where: Any) -> FastStatement:
     return FastStatement(lookup_joined_to(found))
 
 
-def _settling(mark: Any, *, saving_session: bool) -> FastStatement:
+def _settling(mark: Any, write: str | None) -> FastStatement:
     """PostgreSQL: ``mark`` (returning the update id when it marked it) and, when
-    ``saving_session``, the dialog session's save only if it marked: one statement,
-    atomic on its own. Its one value: 1 if it marked, 0 if not."""
+    ``write`` is given, the dialog session's write of that kind (a key of
+    ``DEFERRABLE``) only if it marked: one statement, atomic on its own. Its one value:
+    1 if it marked, 0 if not."""
     marked = mark.cte("mark")
     statement = select(func.count()).select_from(marked)
-    if saving_session:
+    if write is not None:
         statement = statement.add_cte(
-            saving(select(literal(1)).select_from(marked).exists()).cte("save")
+            DEFERRABLE[write](select(literal(1)).select_from(marked).exists()).cte("session_write")
         )
     return FastStatement(statement)
 
@@ -139,9 +140,9 @@ _ID = _TABLE.c.update_id == bindparam("p_update_id")
 _PEEK = {True: _peeking(_ID), False: _peeking(and_(_ID, _TABLE.c.status == PENDING))}
 _MARK = {True: _record_handled(postgresql.insert), False: _CLOSING.returning(_TABLE.c.update_id)}
 _SETTLE = {
-    (new, saving_session): _settling(_MARK[new], saving_session=saving_session)
+    (new, write): _settling(_MARK[new], write)
     for new in (True, False)
-    for saving_session in (True, False)
+    for write in (None, *DEFERRABLE)
 }
 
 
@@ -185,7 +186,7 @@ class InboxRepository:
         if row[0] != (0 if new else 1):
             return False
         self._settling = (new, {"p_update_id": update_id, "p_now": now})
-        defer_saves(session)
+        defer_writes(session)
         return True
 
     async def settle(self) -> bool:
@@ -201,10 +202,10 @@ class InboxRepository:
             # The commit would flush them after the mark, perhaps in a transaction of
             # their own: they go first.
             await session.flush()
-        save = take_deferred_save(session)
-        statement = _SETTLE[(new, save is not None)]
-        # The save's time stands for the mark's too: the end of the handling.
-        result = await statement.execute(session, {**params, **(save or {})}, begin=False)
+        write, written = take_deferred_write(session) or (None, {})
+        # The write's time, if it has one, stands for the mark's too: the end of the
+        # handling.
+        result = await _SETTLE[(new, write)].execute(session, {**params, **written}, begin=False)
         return bool(result.scalar())
 
     async def store(self, updates: Sequence[IncomingUpdate], now: datetime) -> list[int]:

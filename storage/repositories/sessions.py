@@ -8,6 +8,7 @@ statements cost.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import DialogSession
 from storage.records import SessionRecord
-from storage.repositories._fast import FastStatement
+from storage.repositories._fast import FastStatement, typed_parameters
 
 _TABLE = cast(Table, DialogSession.__table__)
 _COLUMNS = (
@@ -31,26 +32,12 @@ _COLUMNS = (
     _TABLE.c.pending_flow,
 )
 _GET = FastStatement(select(*_COLUMNS).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")))
-_START = FastStatement(
-    insert(_TABLE).values(
-        citizen_id=bindparam("p_citizen_id"),
-        flow_id=bindparam("p_flow_id"),
-        revision_id=bindparam("p_revision_id"),
-        state=bindparam("p_state"),
-        started_at=bindparam("p_now"),
-        last_activity_at=bindparam("p_now"),
-        expires_at=bindparam("p_expires_at"),
-        nudge_at=bindparam("p_nudge_at"),
-        nudged_at=None,
-        pending_flow=bindparam("p_pending_flow"),
-    )
-)
-_END = FastStatement(delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id")))
 
 # What this transaction knows of citizens' sessions, by citizen id (None: none open),
 # so that reading it again, or saving it, costs no SELECT.
 _KNOWN = "dialog_sessions_known"
-# A save left for the transaction's last statement (see defer_saves): its parameters.
+# A write left for the transaction's last statement (see defer_writes): its kind and
+# its parameters.
 _DEFERRED = "dialog_sessions_deferred"
 _DEFERRING = "dialog_sessions_deferring"
 
@@ -90,9 +77,9 @@ def remember(session: AsyncSession, citizen_id: int, record: SessionRecord | Non
 
 def saving(*also: Any) -> Any:
     """The save of a session as an UPDATE, that also requires the conditions ``also``
-    when given (to save it together with something else: a CTE, on PostgreSQL). Its
-    parameters, as :func:`take_deferred_save` gives them: ``p_citizen_id``,
-    ``p_state``, ``p_now``, ``p_expires_at``, ``p_nudge_at``, ``p_pending_flow``."""
+    when given (to write it together with something else: a CTE, on PostgreSQL). Its
+    parameters: ``p_citizen_id``, ``p_state``, ``p_now``, ``p_expires_at``,
+    ``p_nudge_at``, ``p_pending_flow``."""
     return (
         update(_TABLE)
         .where(_TABLE.c.citizen_id == bindparam("p_citizen_id"), *also)
@@ -107,31 +94,72 @@ def saving(*also: Any) -> Any:
     )
 
 
-_SAVE = FastStatement(saving())
+def starting(*also: Any) -> Any:
+    """The start of a session as an INSERT, that also requires the conditions ``also``
+    when given (see :func:`saving`). Its parameters: the save's, ``p_flow_id`` and
+    ``p_revision_id``."""
+    typed = typed_parameters(
+        _TABLE,
+        ["citizen_id", "flow_id", "revision_id", "state", "expires_at", "nudge_at"],
+    )
+    now = bindparam("p_now", type_=_TABLE.c.started_at.type)
+    pending_flow = bindparam("p_pending_flow", type_=_TABLE.c.pending_flow.type)
+    values = {**typed, "started_at": now, "last_activity_at": now, "pending_flow": pending_flow}
+    return insert(_TABLE).from_select(list(values), select(*values.values()).where(*also))
 
 
-def defer_saves(session: AsyncSession) -> None:
-    """From now on in this transaction, a save of a session that stays on its flow
-    revision (an UPDATE) is not run at once but left for :func:`take_deferred_save`:
-    the caller runs it as part of the transaction's last statement (on PostgreSQL the
-    inbox mark, in one round trip). Anything else this repository does first runs the
-    save left waiting, and so does the unit of work's commit if nobody took it."""
+def ending(*also: Any) -> Any:
+    """The end of a session as a DELETE, that also requires the conditions ``also``
+    when given (see :func:`saving`). Its parameter: ``p_citizen_id``."""
+    return delete(_TABLE).where(_TABLE.c.citizen_id == bindparam("p_citizen_id"), *also)
+
+
+# The writes a transaction may leave for its last statement (see defer_writes), by kind.
+DEFERRABLE: dict[str, Callable[..., Any]] = {"save": saving, "start": starting, "end": ending}
+_WRITE = {kind: FastStatement(write()) for kind, write in DEFERRABLE.items()}
+
+
+def defer_writes(session: AsyncSession) -> None:
+    """From now on in this transaction, the last write of a session (its save, start
+    or end) is not run at once but left for :func:`take_deferred_write`: the caller
+    runs it as part of the transaction's last statement (on PostgreSQL the inbox mark,
+    in one round trip). Anything else this repository does first runs the write left
+    waiting, and so does the unit of work's commit if nobody took it."""
     session.info[_DEFERRING] = True
 
 
-def take_deferred_save(session: AsyncSession) -> dict[str, Any] | None:
-    """The parameters of the save left waiting (see :func:`defer_saves`), now the
-    caller's to run; None when there is none."""
-    deferred: dict[str, Any] | None = session.info.pop(_DEFERRED, None)
+def take_deferred_write(session: AsyncSession) -> tuple[str, dict[str, Any]] | None:
+    """The kind (a key of :data:`DEFERRABLE`) and parameters of the write left waiting
+    (see :func:`defer_writes`), now the caller's to run; None when there is none."""
+    deferred: tuple[str, dict[str, Any]] | None = session.info.pop(_DEFERRED, None)
     return deferred
 
 
-async def run_deferred_save(session: AsyncSession) -> None:
-    """Run the save left waiting, if any (before anything else touches the sessions,
+async def run_deferred_write(session: AsyncSession) -> None:
+    """Run the write left waiting, if any (before anything else touches the sessions,
     and before the commit)."""
-    deferred = take_deferred_save(session)
+    deferred = take_deferred_write(session)
     if deferred is not None:
-        await _SAVE.execute(session, deferred)
+        kind, params = deferred
+        await _WRITE[kind].execute(session, params)
+
+
+async def _write(session: AsyncSession, kind: str, params: dict[str, Any]) -> None:
+    """Run a write now, or leave it for the transaction's last statement (after the one
+    left waiting, if any, is run: one waits at a time)."""
+    waiting = session.info.get(_DEFERRED)
+    if (
+        kind == "save"
+        and waiting is not None
+        and waiting[0] == "save"
+        and waiting[1]["p_citizen_id"] == params["p_citizen_id"]
+    ):
+        del session.info[_DEFERRED]  # the same row's every field: this save replaces it
+    await run_deferred_write(session)
+    if session.info.get(_DEFERRING):
+        session.info[_DEFERRED] = (kind, params)
+    else:
+        await _WRITE[kind].execute(session, params)
 
 
 class SessionRepository:
@@ -175,18 +203,11 @@ class SessionRepository:
             "p_nudge_at": nudge_at,
             "p_pending_flow": pending_flow,
         }
-        info = self._session.info
         if current is not None and (current.flow_id, current.revision_id) == (
             flow_id,
             revision_id,
         ):
-            waiting = info.get(_DEFERRED)
-            if waiting is not None and waiting["p_citizen_id"] != citizen_id:
-                await run_deferred_save(self._session)
-            if info.get(_DEFERRING):
-                info[_DEFERRED] = values
-            else:
-                await _SAVE.execute(self._session, values)
+            await _write(self._session, "save", values)
             saved = dataclasses.replace(
                 current,
                 state=dict(state),
@@ -196,11 +217,12 @@ class SessionRepository:
                 pending_flow=pending_flow,
             )
         else:
-            await run_deferred_save(self._session)
             if current is not None:
-                await _END.execute(self._session, {"p_citizen_id": citizen_id})
-            await _START.execute(
-                self._session, {**values, "p_flow_id": flow_id, "p_revision_id": revision_id}
+                await _write(self._session, "end", {"p_citizen_id": citizen_id})
+            await _write(
+                self._session,
+                "start",
+                {**values, "p_flow_id": flow_id, "p_revision_id": revision_id},
             )
             saved = SessionRecord(
                 citizen_id=citizen_id,
@@ -220,7 +242,7 @@ class SessionRepository:
         current = await self.get(citizen_id)
         if current is None:
             return
-        await run_deferred_save(self._session)
+        await run_deferred_write(self._session)
         await self._session.execute(
             update(_TABLE).where(_TABLE.c.citizen_id == citizen_id).values(pending_flow=flow_id)
         )
@@ -228,8 +250,7 @@ class SessionRepository:
 
     async def end(self, citizen_id: int) -> None:
         """Close the citizen's session (finished, cancelled or expired)."""
-        await run_deferred_save(self._session)
-        await _END.execute(self._session, {"p_citizen_id": citizen_id})
+        await _write(self._session, "end", {"p_citizen_id": citizen_id})
         _known(self._session)[citizen_id] = None
 
     async def due(self, now: datetime, *, limit: int = 200) -> list[tuple[int, bool]]:
@@ -254,7 +275,7 @@ class SessionRepository:
 
     async def claim_nudge(self, citizen_id: int, now: datetime) -> bool:
         """Mark the reminder as sent, if it is still due (one instance wins)."""
-        await run_deferred_save(self._session)
+        await run_deferred_write(self._session)
         result = await self._session.execute(
             update(DialogSession)
             .where(
@@ -273,7 +294,7 @@ class SessionRepository:
         row = await self.get(citizen_id)
         if row is None or row.expires_at > now:
             return None
-        await run_deferred_save(self._session)
+        await run_deferred_write(self._session)
         result = await self._session.execute(
             delete(DialogSession).where(
                 DialogSession.citizen_id == citizen_id, DialogSession.expires_at <= now

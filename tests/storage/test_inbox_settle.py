@@ -10,6 +10,7 @@ meanwhile, ``settle`` says so and saves nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -187,3 +188,60 @@ async def test_a_save_nobody_settled_still_commits(database: Database) -> None:
         session = await uow.repos.sessions.get(citizen_id)
     assert session is not None and session.pending_flow == "rate"
     assert session.state == {"step": "send"}
+
+
+async def test_a_session_ended_or_started_is_written_with_the_mark(database: Database) -> None:
+    """The end of a conversation, and the start of one, go with the mark too: two
+    statements, no BEGIN; and not at all when the update was marked elsewhere."""
+    citizen_id = await _citizen_with_session(database)
+    async with database.uow() as uow:
+        opened = await uow.repos.sessions.get(citizen_id)
+    assert opened is not None
+    revision_id = opened.revision_id
+
+    async def end(uow: UnitOfWork) -> None:
+        await uow.repos.sessions.end(citizen_id)
+
+    async def start(uow: UnitOfWork) -> None:
+        await uow.repos.sessions.save(
+            citizen_id,
+            flow_id="report",
+            revision_id=revision_id,
+            state={"step": "fresh"},
+            now=LATER,
+            expires_at=LATER + timedelta(hours=1),
+        )
+
+    async def handle(
+        update_id: int, *writes: Any, elsewhere: bool = False
+    ) -> tuple[list[str], tuple[str | None, str | None]]:
+        """An update that reads Ana (as a handler does) and writes her session: the
+        statements it sent before its settle, and what others saw right after it."""
+        with statements(database) as seen:
+            async with database.uow() as uow:
+                assert await uow.repos.inbox.open(update_id, NOW, new=True, reading=ANA)
+                await uow.repos.citizens.ensure(
+                    telegram_id=ANA, language="en", first_name="Ana", username=None, now=NOW
+                )
+                for write in writes:
+                    await write(uow)
+                sent = [statement.split()[0] for statement in seen]
+                if elsewhere:  # another instance handles it first
+                    async with database.uow() as other:
+                        assert await other.repos.inbox.record_handled(incoming(update_id), NOW)
+                assert await uow.repos.inbox.settle() is not elsewhere
+                settled = await _seen_elsewhere(database, update_id)
+        return sent, settled
+
+    # Durable when settled: no BEGIN, no COMMIT.
+    assert await handle(11, end) == (["SELECT"], ("done", None))
+    assert await handle(12, start) == (["SELECT"], ("done", "fresh"))
+    # Ended and started again in one update: the end runs first (and begins the
+    # transaction), the start goes with the mark, and both commit together.
+    assert await handle(13, end, start) == (["SELECT", "DELETE"], (None, "fresh"))
+    assert await _seen_elsewhere(database, 13) == ("done", "fresh")
+    await handle(14, end, elsewhere=True)
+    assert await _seen_elsewhere(database, 14) == ("done", "fresh")
+    await handle(15, end)
+    await handle(16, start, elsewhere=True)
+    assert await _seen_elsewhere(database, 16) == ("done", None)
