@@ -262,11 +262,14 @@ class ReplyBook:
         worker_id = services.worker_id
         now = services.clock.now()
         outbox = uow.repos.outbox
+        retries = [retry for settlement in settlements for retry in settlement.retries]
+        refused = {chat for settlement in settlements for chat in settlement.refused}
         await outbox.finish_sent(
             [row for settlement in settlements for row in settlement.finished],
             worker_id=worker_id,
+            # Alone (the usual case: every reply sent), the DELETE is atomic by itself.
+            begin=bool(retries or refused),
         )
-        retries = [retry for settlement in settlements for retry in settlement.retries]
         for retry in retries:
             await outbox.mark_retry(
                 retry.row_id,
@@ -276,7 +279,7 @@ class ReplyBook:
                 count_attempt=retry.count_attempt,
                 in_doubt=retry.in_doubt,
             )
-        for chat_id in {chat for settlement in settlements for chat in settlement.refused}:
+        for chat_id in refused:
             await uow.repos.citizens.set_unreachable(chat_id, now)
             await outbox.drop_chat(chat_id, reason="the chat refused the bot")
         return [None] * len(settlements)

@@ -482,16 +482,19 @@ class OutboxRepository:
         result = await self._session.execute(_START_SENDING, rows)
         return [int(row_id) for row_id in result.scalars().all()]
 
-    async def finish_sent(self, ids: Sequence[int], *, worker_id: str) -> int:
+    async def finish_sent(self, ids: Sequence[int], *, worker_id: str, begin: bool = True) -> int:
         """Delete rows this worker attempted and that are settled (sent, or refused for good).
 
         Rows lease recovery took over meanwhile for an in-doubt resend are deleted too,
         sparing the citizen a duplicate; rows another worker already holds are left.
+        ``begin=False`` when the transaction writes nothing else: on PostgreSQL the
+        DELETE then runs on its own, without BEGIN and COMMIT (see
+        ``FastStatement.execute``).
         """
         if not ids:
             return 0
         result = await _FINISH_SENT[dialect_name(self._session)].execute(
-            self._session, {"p_ids": list(ids), "p_worker_id": worker_id}
+            self._session, {"p_ids": list(ids), "p_worker_id": worker_id}, begin=begin
         )
         return int(result.rowcount)
 
