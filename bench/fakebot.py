@@ -68,6 +68,8 @@ class RecordingSession(BaseSession):
         self.keep_history = keep_history
         # "form": aiogram's AiohttpSession; "json": citizenbot's JsonSession.
         self._json = JsonSession() if encoding == "json" else None
+        if self._json is not None:  # it reads answers its own way too
+            self.json_loads = self._json.json_loads
         self.calls: Counter[str] = Counter()
         self.chats: dict[int, list[SentMessage]] = {}
         self._message_ids = itertools.count(1_000_000)

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio.result import _ensure_sync_result
 from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
-from storage import inline_sqlite
+from storage import inline_sqlite, jsoncodec
 from storage.repositories import ReferenceCache, Repositories
 from storage.repositories._dialect import serialize
 from storage.repositories._fast import InPlaceSession
@@ -491,6 +491,7 @@ class Database:
                 self.url.set(drivername=f"sqlite+{inline_sqlite.DRIVER}"),
                 echo=echo,
                 creator=inline_sqlite.connector(path, self.checkpointer),
+                json_serializer=jsoncodec.dumps,
             )
             sync_engine = self.engine.sync_engine
             event.listen(sync_engine, "connect", _sqlite_pragmas)
@@ -506,7 +507,9 @@ class Database:
             self._urgent_engine = self.engine
             # Long reads (digests, exports) through aiosqlite's thread: a query of
             # seconds must not stop the event loop, nor hold the write lock.
-            self._reader_engine = create_async_engine(self.url, echo=echo)
+            self._reader_engine = create_async_engine(
+                self.url, echo=echo, json_serializer=jsoncodec.dumps
+            )
             event.listen(self._reader_engine.sync_engine, "connect", _sqlite_reader_pragmas)
             event.listen(self._reader_engine.sync_engine, "begin", _sqlite_begin_deferred)
         else:
@@ -517,12 +520,20 @@ class Database:
             # once that was some 24 new PostgreSQL sessions a second (a server process
             # each, and every statement prepared again on it).
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=0
+                self.url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=0,
+                json_serializer=jsoncodec.dumps_jsonb,
             )
             # Urgent work gets connections of its own: it never queues behind the
             # handlers' transactions for one of the pool's.
             self._urgent_engine = create_async_engine(
-                self.url, echo=echo, pool_size=URGENT_POOL_SIZE, max_overflow=0
+                self.url,
+                echo=echo,
+                pool_size=URGENT_POOL_SIZE,
+                max_overflow=0,
+                json_serializer=jsoncodec.dumps_jsonb,
             )
             for engine in (self.engine, self._urgent_engine):
                 _ping_when_idle(engine, ping_after_idle)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -37,15 +36,6 @@ KEEP_PARSED_BACKLOG = 256
 ONE_INSERT = 1000
 
 
-def _storable(payload: dict[str, Any]) -> dict[str, Any]:
-    """PostgreSQL's JSONB refuses NUL characters: keep the text, mark where they were."""
-    text = json.dumps(payload)
-    if "\\u0000" not in text:
-        return payload
-    cleaned: dict[str, Any] = json.loads(text.replace("\\u0000", "\\ufffd"))
-    return cleaned
-
-
 def update_payload(update: Update) -> dict[str, Any]:
     """The JSON document of a parsed update, as the Bot API sent it."""
     return update.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -62,7 +52,7 @@ def to_incoming(update: Update, payload: dict[str, Any] | None = None) -> Incomi
         update_id=update.update_id,
         chat_id=context.chat_id,
         user_id=context.user_id,
-        payload=_storable(payload if payload is not None else update_payload(update)),
+        payload=payload if payload is not None else update_payload(update),
         parsed=update if update.bot is not None else None,
     )
 

@@ -54,6 +54,8 @@ from aiohttp import ClientError, ClientTimeout
 from magic_filter import MagicFilter as OriginalMagicFilter
 from magic_filter.operations import CallOperation, ComparatorOperation, GetAttributeOperation
 
+from storage import jsoncodec
+
 
 def _routers(router: Router) -> Iterator[Router]:
     yield router
@@ -357,8 +359,14 @@ class JsonSession(AiohttpSession):
     The values are aiogram's own (``prepare_value``: bot defaults such as the parse
     mode, dates, enums), and the parameters aiogram's form leaves out (unset ones and
     empty strings) are left out here too; nested objects stay objects instead of
-    strings. Answers, errors and timeouts are read as aiogram reads them.
+    strings. Answers, errors and timeouts are read as aiogram reads them. JSON is written and
+    read with orjson (:mod:`storage.jsoncodec`).
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("json_dumps", jsoncodec.dumps)
+        kwargs.setdefault("json_loads", jsoncodec.loads_bot_api)
+        super().__init__(**kwargs)
 
     def _plain(self, value: Any, bot: Bot, files: dict[str, Any]) -> Any:
         kind = type(value)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bot.runtime.context import Services
 from bot.runtime.inbox import Inbox, sender_of, to_incoming
+from storage import jsoncodec
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def webhook_handler(secret: str) -> Callable[[web.Request], Awaitable[web.Stream
             return web.json_response({"ok": False, "description": "Unauthorized"}, status=401)
         inbox = request.app[INBOX_KEY]
         try:
-            document = await request.json()
+            document = jsoncodec.loads_bot_api(await request.read())
             user_id, chat_id = sender_of(document)
             # A flooder is refused here, before the update is even parsed: the flood
             # costs the others as little of the event loop as possible.

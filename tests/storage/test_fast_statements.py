@@ -23,7 +23,7 @@ from storage.models import DialogSession, InboxUpdate, Report
 from storage.records import CitizenRecord, IncomingUpdate, SessionRecord
 from storage.repositories._fast import FastStatement, InPlaceSession
 from storage.repositories.sessions import record_of, session_columns
-from tests.support.sessions import citizen_with_session
+from tests.support.sessions import citizen_with_session, save_state
 from tests.support.sql import statements
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -68,16 +68,7 @@ async def _ana(uow: UnitOfWork, now: datetime = NOW) -> tuple[CitizenRecord, boo
 async def _save_again(uow: UnitOfWork, citizen_id: int, **changes: Any) -> SessionRecord:
     """Read the citizen's open session and save it with :data:`STATE` and ``changes``;
     the session as read."""
-    session = await uow.repos.sessions.get(citizen_id)
-    assert session is not None
-    await uow.repos.sessions.save(
-        citizen_id,
-        flow_id=session.flow_id,
-        revision_id=session.revision_id,
-        state=STATE,
-        **changes,
-    )
-    return session
+    return await save_state(uow, citizen_id, STATE, **changes)
 
 
 async def _citizen_with_session(database: Database) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from storage.db import Database
+from storage.db import Database, UnitOfWork
+from storage.records import SessionRecord
 
 
 async def citizen_with_session(database: Database, telegram_id: int, now: datetime) -> int:
@@ -27,3 +29,20 @@ async def citizen_with_session(database: Database, telegram_id: int, now: dateti
             expires_at=now + timedelta(hours=1),
         )
     return citizen.id
+
+
+async def save_state(
+    uow: UnitOfWork, citizen_id: int, state: dict[str, Any], **changes: Any
+) -> SessionRecord:
+    """Save the citizen's open session, on its flow, with ``state`` and ``changes``
+    (``now``, ``expires_at``…); the session as it was read."""
+    session = await uow.repos.sessions.get(citizen_id)
+    assert session is not None
+    await uow.repos.sessions.save(
+        citizen_id,
+        flow_id=session.flow_id,
+        revision_id=session.revision_id,
+        state=state,
+        **changes,
+    )
+    return session
