@@ -156,6 +156,8 @@ class RecordingSession(BaseSession):
         self.calls[name] += 1
         form = self._serialise(bot, method)
         content = json.dumps({"ok": True, "result": self._result(name, form)})
+        if self._json is not None:  # citizenbot's session reads the answer its own way
+            return self._json.read_answer(bot, method, 200, content)  # type: ignore[no-any-return]
         response = self.check_response(bot=bot, method=method, status_code=200, content=content)
         return response.result  # type: ignore[return-value]
 

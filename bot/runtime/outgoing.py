@@ -32,6 +32,7 @@ from bot.outbox import method_payload
 from bot.outbox.sender import Verdict, classify
 from bot.runtime.context import Services
 from bot.runtime.groupcommit import GroupCommit
+from bot.runtime.tuning import result_unread
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
 
@@ -218,14 +219,16 @@ class Outgoing:
 
 
 async def _call(bot: Bot, method: TelegramMethod[Any], *, wait_out_flood_control: bool) -> None:
-    """Make one call; a call not kept in the outbox waits out one 429 and tries again."""
-    try:
-        await bot(method)
-    except TelegramRetryAfter as error:
-        if not wait_out_flood_control:
-            raise
-        await asyncio.sleep(min(float(error.retry_after), MAX_RETRY_AFTER))
-        await bot(method)
+    """Make one call (its result unread); a call not kept in the outbox waits out one
+    429 and tries again."""
+    with result_unread():
+        try:
+            await bot(method)
+        except TelegramRetryAfter as error:
+            if not wait_out_flood_control:
+                raise
+            await asyncio.sleep(min(float(error.retry_after), MAX_RETRY_AFTER))
+            await bot(method)
 
 
 class ReplyBook:

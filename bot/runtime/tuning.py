@@ -24,6 +24,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from operator import attrgetter
 from typing import Any, cast
 
@@ -420,7 +422,38 @@ class JsonSession(AiohttpSession):
         except ClientError as error:
             message = f"{type(error).__name__}: {error}"
             raise TelegramNetworkError(method=method, message=message) from error
-        answer = self.check_response(
-            bot=bot, method=method, status_code=response.status, content=raw
-        )
-        return cast(TelegramType, answer.result)
+        return cast(TelegramType, self.read_answer(bot, method, response.status, raw))
+
+    def read_answer(
+        self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str
+    ) -> Any:
+        """The result of a call, from the Bot API's answer, as aiogram reads it; None for
+        a successful call whose result nobody reads (see :func:`result_unread`).
+        Errors are raised as aiogram raises them either way."""
+        if _RESULT_UNREAD.get() and status_code == 200:
+            try:
+                answer = self.json_loads(content)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and answer.get("ok") is True:
+                return None
+        return self.check_response(
+            bot=bot, method=method, status_code=status_code, content=content
+        ).result
+
+
+# Set while the caller will not read the results of its calls (see result_unread).
+_RESULT_UNREAD: ContextVar[bool] = ContextVar("citizenbot_result_unread", default=False)
+
+
+@contextmanager
+def result_unread() -> Iterator[None]:
+    """Within it, the JSON session does not build the result of a successful call (a
+    sent message, with its chat, sender and keyboard: aiogram's pydantic models cost
+    more than the rest of the call): the caller does not read it. Errors are read and
+    raised as always; a file upload (a form) is read in full."""
+    token = _RESULT_UNREAD.set(True)
+    try:
+        yield
+    finally:
+        _RESULT_UNREAD.reset(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageText,
@@ -30,7 +31,8 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.runtime.tuning import JsonSession
+from bot.runtime.outgoing import Outgoing
+from bot.runtime.tuning import JsonSession, result_unread
 from tests.support.updates import bot_api
 
 TOKEN = "42:TEST"
@@ -58,6 +60,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.refuse = False
+        self.odd = False  # a sent message's answer aiogram cannot read
 
     async def method(self, request: web.Request) -> web.Response:
         name = request.match_info["method"]
@@ -76,6 +79,8 @@ class Recorder:
             )
         if name == "answerCallbackQuery":
             return web.json_response({"ok": True, "result": True})
+        if self.odd:
+            return web.json_response({"ok": True, "result": {"message_id": "not a number"}})
         message = {"message_id": 99, "date": 0, "chat": {"id": 7, "type": "private"}}
         return web.json_response({"ok": True, "result": message})
 
@@ -166,5 +171,33 @@ async def test_a_request_that_cannot_be_made_is_aiogram_s_network_error() -> Non
     try:
         with pytest.raises(TelegramNetworkError):
             await bot.send_message(chat_id=7, text="hi")
+    finally:
+        await bot.session.close()
+
+
+async def test_a_result_nobody_reads_is_not_built(
+    api: tuple[Recorder, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replies sent after the commit: Telegram's answer is read for errors only."""
+    recorder, base = api
+    bot = bot_on(JsonSession(api=TelegramAPIServer.from_base(base)))
+    try:
+        recorder.odd = True
+        with pytest.raises(ClientDecodeError):  # read in full, it fails
+            await bot.send_message(chat_id=7, text="hi")
+        with result_unread():
+            assert await bot.send_message(chat_id=7, text="hi") is None
+        out = Outgoing()
+        out.add(SendMessage(chat_id=7, text="reply"))
+        with caplog.at_level(logging.WARNING):
+            await out.flush(bot)  # does not read it: nothing failed
+        assert not caplog.records
+        recorder.odd = False
+        with result_unread():
+            recorder.refuse = True
+            with pytest.raises(TelegramBadRequest, match="chat not found"):
+                await bot.send_message(chat_id=7, text="hi")
+        recorder.refuse = False
+        assert (await bot.send_message(chat_id=7, text="hi")).message_id == 99
     finally:
         await bot.session.close()
