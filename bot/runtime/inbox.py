@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 # Queued updates keep their parsed form (about 10 KB each, five times their JSON) only
 # while the backlog is short: a long one is parsed again when its turn comes.
 KEEP_PARSED_BACKLOG = 256
-# Rows SQLAlchemy sends in one INSERT (its insertmanyvalues page): a store of more is
-# several statements, so it takes a transaction to stay all-or-nothing.
+# SQLite: the rows SQLAlchemy sends in one INSERT (its insertmanyvalues page); a store
+# of more is several statements, so it takes a transaction to stay all-or-nothing.
+# (PostgreSQL stores any number in one statement, but the limit does no harm there.)
 ONE_INSERT = 1000
 
 

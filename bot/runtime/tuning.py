@@ -361,8 +361,8 @@ class JsonSession(AiohttpSession):
     The values are aiogram's own (``prepare_value``: bot defaults such as the parse
     mode, dates, enums), and the parameters aiogram's form leaves out (unset ones and
     empty strings) are left out here too; nested objects stay objects instead of
-    strings. Answers, errors and timeouts are read as aiogram reads them. JSON is written and
-    read with orjson (:mod:`storage.jsoncodec`).
+    strings. Answers, errors and timeouts are read as aiogram reads them. JSON is
+    written and read with orjson (:mod:`storage.jsoncodec`).
     """
 
     def __init__(self, **kwargs: Any) -> None:

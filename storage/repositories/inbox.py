@@ -166,8 +166,9 @@ class InboxRepository:
 
         On PostgreSQL, for a citizen's update (``reading``), the mark waits for
         :meth:`settle`: this reads whether the update is known, with the citizen (read
-        ahead), on its own; :meth:`settle` marks the update and saves the citizen's
-        dialog session in one statement, and re-checks the mark there. An update that
+        ahead), on its own; :meth:`settle` marks the update and writes the citizen's
+        dialog session (its save, start or end) in one statement, and re-checks the
+        mark there. An update that
         changes nothing else then takes two round trips, no BEGIN and no COMMIT. If
         another instance handles the same update meanwhile, :meth:`settle` finds it
         marked and says so: the caller rolls back. Elsewhere this marks at once.
@@ -190,7 +191,7 @@ class InboxRepository:
         return True
 
     async def settle(self) -> bool:
-        """The mark :meth:`open` left waiting, if it did, with the dialog session's save
+        """The mark :meth:`open` left waiting, if it did, with the dialog session's write
         left waiting (PostgreSQL); False when another transaction marked the update
         first (roll back). Run nothing in the transaction after it."""
         if self._settling is None:
