@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.app import Runtime, build_runtime
-from bot.config import Settings
+from bot.app import Runtime
 from bot.runtime import inbox as inbox_module
 from bot.runtime.inbox import to_incoming
 from storage.migrate import upgrade
 from storage.records import IncomingUpdate
-from tests.support.botprocess import TEST_TOKEN
+from tests.support.inprocess import offline_runtime
 from tests.support.sql import statements
 
 ARRIVING = 12
@@ -26,14 +25,8 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     """The bot's runtime on a fresh SQLite file; its Bot API is unreachable."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}"
     await upgrade(url)
-    built = build_runtime(
-        Settings(database_url=url), api_base="http://127.0.0.1:9", token=TEST_TOKEN
-    )
-    try:
+    async with offline_runtime(url) as built:
         yield built
-    finally:
-        await built.bot.session.close()
-        await built.services.database.dispose()
 
 
 def text_update(update_id: int, text: str = "hello") -> dict[str, Any]:

@@ -6,21 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app import Runtime, build_runtime, prepare_content
-from bot.config import Settings
+from bot.app import Runtime, prepare_content
 from bot.keyboards import menu_flows
-from tests.support.botprocess import TEST_TOKEN
+from tests.support.inprocess import offline_runtime
 
 
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    built = build_runtime(
-        Settings(database_url=database_url), api_base="http://127.0.0.1:9", token=TEST_TOKEN
-    )
-    await prepare_content(built)
-    yield built
-    await built.bot.session.close()
-    await built.services.database.dispose()
+    async with offline_runtime(database_url) as built:
+        await prepare_content(built)
+        yield built
 
 
 def labels(menu: object) -> list[str]:

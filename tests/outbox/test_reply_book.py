@@ -8,26 +8,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app import Runtime, build_runtime
-from bot.config import Settings
+from bot.app import Runtime
 from bot.runtime.outgoing import ReplyBook, Retry, Settlement
 from storage.db import Database
 from storage.models import OutboxMessage
 from storage.repositories.outbox import RETRY
-from tests.support.botprocess import TEST_TOKEN
+from tests.support.inprocess import offline_runtime
 
 
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     """The bot's runtime on a fresh database; its Bot API is unreachable."""
-    built = build_runtime(
-        Settings(database_url=database_url), api_base="http://127.0.0.1:9", token=TEST_TOKEN
-    )
-    try:
+    async with offline_runtime(database_url) as built:
         yield built
-    finally:
-        await built.bot.session.close()
-        await built.services.database.dispose()
 
 
 async def _rows(database: Database) -> dict[int, str]:

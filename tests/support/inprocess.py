@@ -9,12 +9,30 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from bot.app import ALLOWED_UPDATES, Runtime, build_runtime, prepare_content
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.runtime.polling import poll_updates
 from tests.support.botprocess import TEST_TOKEN
+
+# A Bot API nobody listens on: a test that should not call it fails if it does.
+UNREACHABLE_API = "http://127.0.0.1:9"
+
+
+@asynccontextmanager
+async def offline_runtime(database_url: str, **build: Any) -> AsyncIterator[Runtime]:
+    """The bot's runtime on a migrated database, its Bot API unreachable, closed on exit;
+    ``build`` goes to ``build_runtime`` (a clock, say)."""
+    runtime = build_runtime(
+        Settings(database_url=database_url), api_base=UNREACHABLE_API, token=TEST_TOKEN, **build
+    )
+    try:
+        yield runtime
+    finally:
+        await runtime.bot.session.close()
+        await runtime.services.database.dispose()
 
 
 @asynccontextmanager
