@@ -5,6 +5,8 @@
   lost on restart), inline and reply keyboards, one INSERT into a reports table at
   the end. It sends the same messages as citizenbot does for the same answers
   (one call more or less would skew the comparison), with the texts hard-coded.
+  Given aiogram's ``RedisStorage`` instead (``redis_fsm``), it is the same bot as
+  typically deployed when its dialogs must survive a restart.
 * ``build_echo`` — a bare echo handler: the framework's floor.
 
 Both are fed straight to ``Dispatcher.feed_update``: there is no inbox to store in.
@@ -13,13 +15,18 @@ Both are fed straight to ``Dispatcher.feed_update``: there is no inbox to store 
 from __future__ import annotations
 
 import html
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import Dispatcher, F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -29,6 +36,8 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -300,12 +309,38 @@ def build_report_router() -> Router:
     return router
 
 
-def build_baseline(reports: ReportStore) -> Dispatcher:
-    """A dispatcher with aiogram's in-memory FSM and the report flow."""
-    dispatcher = Dispatcher(storage=MemoryStorage())
+def build_baseline(reports: ReportStore, storage: BaseStorage | None = None) -> Dispatcher:
+    """A dispatcher with the report flow, its FSM in ``storage`` (in memory by default)."""
+    dispatcher = Dispatcher(storage=storage or MemoryStorage())
     dispatcher["reports"] = reports
     dispatcher.include_router(build_report_router())
     return dispatcher
+
+
+@asynccontextmanager
+async def redis_fsm(url: str) -> AsyncIterator[RedisStorage]:
+    """aiogram's Redis FSM storage under keys of its own, removed afterwards."""
+    prefix = f"citizenbot-bench-{uuid.uuid4().hex}"
+    storage = RedisStorage.from_url(url, key_builder=DefaultKeyBuilder(prefix=prefix))
+    try:
+        yield storage
+    finally:
+        keys = [key async for key in storage.redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await storage.redis.delete(*keys[start : start + 1000])
+        await storage.close()
+
+
+async def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers at ``url``."""
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        answer: Any = client.ping()  # redis-py types it as sync or async
+        return bool(await answer)
+    except (RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
 
 
 def build_echo() -> Dispatcher:

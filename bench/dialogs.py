@@ -17,12 +17,15 @@ Two references run in the same process, on a fresh database of the same backend:
 
 * ``echo`` — a bare aiogram echo handler: the framework floor;
 * ``baseline`` — the same flow hand-coded the typical aiogram way (``StatesGroup``,
-  ``MemoryStorage``, one INSERT at the end): see ``bench/baseline_bot.py``.
+  ``MemoryStorage``, one INSERT at the end): see ``bench/baseline_bot.py``;
+* ``baseline-redis`` — the same bot with aiogram's ``RedisStorage``, as it is typically
+  deployed when a dialog must survive a restart (Redis at ``BENCH_REDIS_URL``, by
+  default ``redis://127.0.0.1:6379/0``; skipped when no server answers there).
 
 Figures per target: updates/s with ``--concurrency`` citizens answering at once, the
 latency of each update from receipt to handled (p50, p99), the same latency with one
 citizen at a time (the cost of one update without queueing), SQL statements and
-commits per update. The machine is shared, so the three targets take turns of
+commits per update. The machine is shared, so the targets take turns of
 ``--slice`` seconds on the same event loop — each keeps its citizens mid-journey
 between turns — and a busy neighbour slows all of them alike. A target stops after
 ``--budget`` seconds of turns even if some citizens have not started (the table says
@@ -37,7 +40,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -56,6 +61,8 @@ from bench.baseline_bot import (
     ReportStore,
     build_baseline,
     build_echo,
+    redis_answers,
+    redis_fsm,
 )
 from bench.fakebot import BENCH_TOKEN, RecordingSession, SentMessage, UpdateFactory, new_bot
 from bench.harness import (
@@ -81,7 +88,8 @@ from storage.records import IncomingUpdate
 NAME = "dialogs"
 GOAL_UPDATES_PER_SECOND = 1500.0
 GOAL_COST_RATIO = 1.5
-TARGETS = ("echo", "baseline", "citizenbot")
+TARGETS = ("echo", "baseline", "baseline-redis", "citizenbot")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 UPDATES_PER_JOURNEY = 7
 FIRST_USER_ID = 10_000_000
 # Update ids must never repeat in one inbox (a repeat is ignored, as a redelivery).
@@ -199,12 +207,19 @@ class FeedTarget:
 
     @classmethod
     @asynccontextmanager
-    async def baseline(cls, database_url: str) -> AsyncIterator[FeedTarget]:
-        """The typical aiogram bot on its own reports table in an empty database."""
+    async def baseline(
+        cls, database_url: str, *, redis_url: str | None = None
+    ) -> AsyncIterator[FeedTarget]:
+        """The typical aiogram bot on its own reports table in an empty database, its
+        FSM in memory, or in Redis at ``redis_url``."""
         reports = ReportStore(database_url)
         try:
             await reports.create_table()
-            yield cls("baseline", build_baseline(reports), reports)
+            if redis_url is None:
+                yield cls("baseline", build_baseline(reports), reports)
+            else:
+                async with redis_fsm(redis_url) as storage:
+                    yield cls("baseline-redis", build_baseline(reports, storage), reports)
         finally:
             await reports.dispose()
 
@@ -416,8 +431,9 @@ async def open_target(kind: str, backend: str) -> AsyncIterator[Target]:
             yield echo
         return
     async with fresh_database(backend) as url:
-        if kind == "baseline":
-            async with FeedTarget.baseline(url) as baseline:
+        if kind in ("baseline", "baseline-redis"):
+            redis_url = REDIS_URL if kind == "baseline-redis" else None
+            async with FeedTarget.baseline(url, redis_url=redis_url) as baseline:
                 yield baseline
         else:
             async with CitizenbotTarget.open(url) as product:
@@ -642,10 +658,10 @@ def figures_of(measured: dict[str, dict[str, Any]]) -> dict[str, dict[str, float
 
 def ratios(figures: dict[str, dict[str, float]]) -> dict[str, float]:
     """The headline figures: citizenbot against its references and the goals."""
-    if set(figures) != set(TARGETS):
+    if not {"echo", "baseline", "citizenbot"} <= set(figures):
         return {}
     product, baseline, echo = figures["citizenbot"], figures["baseline"], figures["echo"]
-    return {
+    found = {
         "cost_vs_baseline": ratio(product["wall_us_per_update"], baseline["wall_us_per_update"]),
         "cpu_vs_baseline": ratio(product["cpu_us_per_update"], baseline["cpu_us_per_update"]),
         "sequential_p50_vs_baseline": ratio(
@@ -656,6 +672,15 @@ def ratios(figures: dict[str, dict[str, float]]) -> dict[str, float]:
         "throughput_vs_goal": ratio(product["updates_per_second"], GOAL_UPDATES_PER_SECOND),
         "echo_vs_goal": ratio(echo["updates_per_second"], GOAL_UPDATES_PER_SECOND),
     }
+    redis = figures.get("baseline-redis")
+    if redis is not None:
+        found["cost_vs_baseline_redis"] = ratio(
+            product["wall_us_per_update"], redis["wall_us_per_update"]
+        )
+        found["baseline_redis_vs_goal"] = ratio(
+            redis["updates_per_second"], GOAL_UPDATES_PER_SECOND
+        )
+    return found
 
 
 async def benchmark(backends: Sequence[str], plan: Plan) -> dict[str, Any]:
@@ -672,6 +697,11 @@ async def benchmark(backends: Sequence[str], plan: Plan) -> dict[str, Any]:
     )
     for missing in sorted(set(backends) - set(usable)):
         print(f"skipped {missing}: the server does not answer", flush=True)
+    if "baseline-redis" in plan.targets and not await redis_answers(REDIS_URL):
+        print(f"skipped baseline-redis: no Redis answers at {REDIS_URL}", flush=True)
+        plan = dataclasses.replace(
+            plan, targets=tuple(kind for kind in plan.targets if kind != "baseline-redis")
+        )
     results: dict[str, Any] = {"machine": info, "plan": asdict(plan), "backends": {}}
     for backend in usable:
         measured = await measure(backend, plan)
@@ -727,8 +757,15 @@ def print_backend(
     print(
         f"citizenbot updates/s = {throughput:.3f}x the goal of {GOAL_UPDATES_PER_SECOND:.0f} "
         f"({'met' if throughput >= 1 else 'NOT met'}); the echo floor is "
-        f"{found['echo_vs_goal']:.2f}x the goal on this machine\n"
+        f"{found['echo_vs_goal']:.2f}x the goal on this machine"
     )
+    if "cost_vs_baseline_redis" in found:
+        print(
+            f"with its FSM in Redis the baseline makes {found['baseline_redis_vs_goal']:.3f}x "
+            f"the goal's updates/s; citizenbot's per-update cost = "
+            f"{found['cost_vs_baseline_redis']:.2f}x that bot's"
+        )
+    print()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
