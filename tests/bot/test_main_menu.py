@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.app import Runtime, prepare_content
 from bot.keyboards import menu_flows
+from bot.usecases import flows
 from tests.support.inprocess import offline_runtime
 
 
@@ -32,9 +34,21 @@ async def test_the_menu_follows_the_published_flows_and_the_language(runtime: Ru
         assert labels(french) != labels(english)
         published = await catalog.published(uow)
         assert len(labels(english)) >= 2
-        # A flow leaves the menu (as after a roll-back elsewhere): the next menu shows it.
+        # An administrator publishes a revision of a flow that leaves the menu: the next
+        # menu shows it.
         first = menu_flows(published)[0].id
-        catalog._published = {key: value for key, value in published.items() if key != first}
+        _, source = await flows.revision_source(uow, first)
+        assert source.count("menu: true") == 1
+        now = datetime.now(UTC)
+        draft = await flows.save_draft(
+            uow,
+            catalog,
+            source.replace("menu: true", "menu: false"),
+            filename="hidden.yaml",
+            author="test",
+            now=now,
+        )
+        await flows.publish(uow, catalog, first, draft.revision.number, actor="test", now=now)
         fewer = await services.main_menu(uow, "en")
         assert len(labels(fewer)) == len(labels(english)) - 1
         assert labels(await services.main_menu(uow, "fr")) != labels(french)

@@ -22,11 +22,10 @@ PROBE = textwrap.dedent(
     """
     import asyncio, sys
     import bot  # aiogram's models deferred, as in the bot
-    from aiogram.methods import EditMessageText, SendMessage
+    from aiogram.methods import EditMessageText, Response, SendMessage
     from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
     from bot.app import _warm_up, build_runtime, prepare_content
     from bot.config import Settings
-    from bot.runtime import tuning
 
     async def main() -> None:
         runtime = build_runtime(
@@ -34,7 +33,8 @@ PROBE = textwrap.dedent(
             api_base="http://127.0.0.1:9",
             token="1:x",
         )
-        models = [tuning._RESPONSE_MODELS[kind] for kind in (SendMessage, EditMessageText)]
+        kinds = (SendMessage, EditMessageText)
+        models = [Response[kind.__returning__] for kind in kinds]
         print("responses", all(model.__pydantic_complete__ for model in models))
         print("menu before", KeyboardButton.__pydantic_complete__)
         await prepare_content(runtime)
