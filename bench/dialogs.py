@@ -13,7 +13,7 @@ nothing. Every run is checked afterwards: all
 updates done, one report per finished journey, an open conversation only for each
 journey stopped half-way.
 
-Two references run in the same process, on a fresh database of the same backend:
+Three references run in the same process, each on a fresh database of the same backend:
 
 * ``echo`` — a bare aiogram echo handler: the framework floor;
 * ``baseline`` — the same flow hand-coded the typical aiogram way (``StatesGroup``,
