@@ -1085,8 +1085,13 @@ class _Run:
                 value = self.w.labels[item.answer]
             else:
                 value = self.format_value(self.w.answers.get(item.answer))
-            label = escape(self.local(item.label))
-            lines.append(f"<b>{label}</b>: {escape(shorten(value, _SUMMARY_VALUE))}")
+            lines.append(
+                self.book.html(
+                    T.SUMMARY_LINE,
+                    label=self.local(item.label),
+                    value=shorten(value, _SUMMARY_VALUE),
+                )
+            )
         return "\n".join(lines)
 
     def buttons(self, step: Question | ConfirmStep) -> list[tuple[InlineButton, ...]]:

@@ -62,6 +62,7 @@ class SystemText(StrEnum):
     INTERNAL_ERROR = "internal_error"
     TROUBLE = "trouble"
     TROUBLE_NO_SKIP = "trouble_no_skip"
+    SUMMARY_LINE = "summary_line"
     NOT_ANSWERED = "not_answered"
     SELECTED_MARK = "selected_mark"
     RATING_LABEL = "rating_label"

@@ -369,6 +369,34 @@ def test_editing_a_choice_with_fetched_options_fetches_them_again() -> None:
     assert h.text() == "Sent: Litter"
 
 
+def test_a_summary_follows_the_citizens_language_typography() -> None:
+    flow = make_flow(
+        """\
+  - id: what
+    kind: text
+    name: what
+    prompt: {en: "What?", fr: "Quoi ?"}
+  - id: check
+    kind: confirm
+    prompt: {en: "Check", fr: "Vérifiez"}
+    summary:
+      - {answer: what, label: {en: Description, fr: Description}}
+  - id: bye
+    kind: end
+    text: {en: "Bye", fr: "Au revoir"}
+""",
+        languages=("en", "fr"),
+    )
+    for language, line in [
+        ("en", "<b>Description</b>: a &lt;b&gt; lamp"),
+        ("fr", "<b>Description</b> : a &lt;b&gt; lamp"),
+    ]:
+        h = Host(flow, language=language)
+        h.start()
+        h.send("a <b> lamp")
+        assert h.text().endswith("\n\n" + line)
+
+
 def test_skipping_after_some_photos_keeps_them() -> None:
     flow = make_flow(
         """\
