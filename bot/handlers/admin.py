@@ -15,6 +15,7 @@ from bot.handlers.digests import PREFIX as DIGEST_PREFIX
 from bot.handlers.flows_admin import FLOW_COMMANDS
 from bot.handlers.opportunities import OPPORTUNITY_COMMANDS
 from bot.handlers.opportunities import PREFIX as OPPORTUNITY_PREFIX
+from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -22,7 +23,7 @@ from bot.runtime.tuning import LeanRouter
 from bot.usecases.staff import GrantResult, create_invite, grant_role, revoke_roles
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
-from storage.repositories.staff import ADMIN, MANAGER
+from storage.repositories.staff import ADMIN, MANAGER, StaffRoles
 
 ADMIN_COMMANDS = ("grant", "revoke", "invite", "audit")
 
@@ -158,6 +159,38 @@ STAFF_COMMANDS = (
     *OPPORTUNITY_COMMANDS,
 )
 STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX, OPPORTUNITY_PREFIX)
+
+# What /help offers staff, in this order: every staff member, then administrators.
+MANAGER_MENU = ("reports", "report", "digest", "subscribe", "export", "shifts")
+ADMIN_MENU = (
+    "broadcast",
+    "yousaid",
+    "moveshift",
+    "grant",
+    "revoke",
+    "invite",
+    "audit",
+    "flows",
+    "config",
+)
+
+
+def staff_help(translator: Translator, language: str, roles: StaffRoles) -> list[str]:
+    """/help's sections for the staff commands ``roles`` may use (none for citizens)."""
+    sections: list[tuple[str, tuple[str, ...]]] = []
+    if roles.is_staff:
+        sections.append(("help.staff", MANAGER_MENU))
+    if roles.admin:
+        sections.append(("help.admin", ADMIN_MENU))
+    return [
+        "\n".join(
+            [
+                translator.text(language, title),
+                *(f"/{name} — {translator.text(language, f'command.{name}')}" for name in names),
+            ]
+        )
+        for title, names in sections
+    ]
 
 
 def build_refusal_router() -> Router:

@@ -7,7 +7,9 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 
 from bot.conversation.render import render
+from bot.handlers.admin import staff_help
 from bot.keyboards import language_picker
+from bot.runtime.access import roles_of
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.runtime.tuning import LeanRouter
@@ -60,9 +62,16 @@ def build_citizen_router() -> Router:
 
     @router.message(Command("help"))
     async def help_(
-        message: Message, services: Services, uow: UnitOfWork, out: Outgoing, lang: str
+        message: Message,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        citizen: CitizenRecord,
+        lang: str,
     ) -> None:
-        text = services.translator.text(lang, "help.text")
+        t = services.translator
+        roles = await roles_of(services, uow, citizen)
+        text = "\n\n".join([t.text(lang, "help.text"), *staff_help(t, lang, roles)])
         out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
 
     @router.message(Command("language"))

@@ -13,7 +13,8 @@ from aiogram import Dispatcher, Router
 
 from bot.clock import ManualClock
 from bot.handlers import include_routers
-from bot.handlers.admin import STAFF_BUTTON_PREFIXES, STAFF_COMMANDS
+from bot.handlers.admin import ADMIN_MENU, MANAGER_MENU, STAFF_BUTTON_PREFIXES, STAFF_COMMANDS
+from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from tests.support.citizen import Citizen
 from tests.support.emulator import EmulatorServer
@@ -128,3 +129,46 @@ async def test_a_manager_is_refused_the_administrators_commands(
             await manager.send(f"/{command} admin 9802", expect="staff")
         async with runtime.services.database.uow() as uow:
             assert len(await uow.repos.staff.audit_entries(limit=1000)) == before
+
+
+def test_help_offers_every_staff_command_with_a_description() -> None:
+    # "/report" is not a staff command of its own: with a reference it opens a card.
+    assert set(MANAGER_MENU + ADMIN_MENU) == {*STAFF_COMMANDS, "report"}
+    assert len(MANAGER_MENU + ADMIN_MENU) == len(set(MANAGER_MENU + ADMIN_MENU))
+    translator = Translator.load("en")
+    for name in MANAGER_MENU + ADMIN_MENU:
+        assert translator.has(f"command.{name}"), name
+
+
+async def test_help_shows_each_person_the_commands_of_their_role(
+    emulator_server: EmulatorServer, database_url: str
+) -> None:
+    clock = ManualClock()
+    async with running_bot(database_url, emulator_server.url, clock, admin_ids=(ADMIN["id"],)):
+        client = emulator_server.client
+        admin, manager = Citizen(client, ADMIN), Citizen(client, MANAGER)
+        citizen = Citizen(client, CITIZEN)
+        await admin.send("/start", expect="Hello")
+        await manager.send("/start", expect="Hello")
+        await citizen.send("/start", expect="Bonjour")
+        await admin.send("/grant manager @max_routers lighting", expect="is now manager")
+
+        def offered(text: str, names: tuple[str, ...]) -> list[bool]:
+            return [f"/{name} — " in text for name in names]
+
+        text = (await admin.send("/help", expect="For administrators")).content
+        assert "For staff" in text
+        assert all(offered(text, MANAGER_MENU + ADMIN_MENU))
+
+        text = (await manager.send("/help", expect="For staff")).content
+        assert all(offered(text, MANAGER_MENU))
+        assert not any(offered(text, ADMIN_MENU))
+        assert "For administrators" not in text
+
+        text = (await citizen.send("/help", expect="Commandes")).content
+        assert not any(offered(text, MANAGER_MENU + ADMIN_MENU))
+        assert "personnel" not in text
+
+        await admin.send("/revoke @max_routers", expect="lost 1 role")
+        text = (await manager.send("/help", expect="/start")).content
+        assert not any(offered(text, MANAGER_MENU + ADMIN_MENU))
