@@ -213,6 +213,9 @@ class CitizenRepository:
 
         The second value is True when the citizen was created now. Names are
         refreshed on every contact; the language only until the citizen chooses one.
+        A citizen marked unreachable is reachable again: they wrote to the bot, so it
+        may write back (a first /start after a message the bot could not deliver, or
+        an unblock whose update was lost).
         """
         # The open dialog session comes with the same query: nearly every update of a
         # citizen reads it next, and this saves that statement.
@@ -241,6 +244,9 @@ class CitizenRepository:
                     },
                 )
                 citizen = dataclasses.replace(citizen, first_name=first_name, username=username)
+            if citizen.unreachable_at is not None:
+                await self.set_unreachable(telegram_id, None)
+                citizen = dataclasses.replace(citizen, unreachable_at=None)
             _known(self._session)[citizen.id] = citizen
             return citizen, False
         inserted = (

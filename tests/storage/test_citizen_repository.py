@@ -75,6 +75,25 @@ async def test_stop_and_unreachable_are_recorded_and_cleared(database: Database)
     assert stored is not None and stored.stopped_at is None and stored.unreachable_at is None
 
 
+async def test_a_citizen_who_writes_is_reachable_again(database: Database) -> None:
+    # E.g. a manager granted by id before they ever wrote: the bot could not deliver
+    # its first message; their first /start must not leave them unreachable.
+    async with database.uow() as uow:
+        citizen, _ = await uow.repos.citizens.ensure(
+            telegram_id=10, language="en", first_name="C", username=None, now=NOW
+        )
+        await uow.repos.citizens.set_unreachable(10, NOW)
+    async with database.uow() as uow:
+        again, created = await uow.repos.citizens.ensure(
+            telegram_id=10, language="en", first_name="C", username=None, now=NOW
+        )
+        assert not created and again.unreachable_at is None
+        assert (await uow.repos.citizens.by_id(citizen.id)) == again
+    async with database.uow() as uow:
+        stored = await uow.repos.citizens.by_telegram_id(10)
+    assert stored is not None and stored.unreachable_at is None
+
+
 def test_pseudonyms_draw_every_readable_letter_evenly() -> None:
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: read aloud on the phone
     pseudonyms = [new_pseudonym() for _ in range(2_000)]
