@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-from bot.i18n import Translator
+from bot.followups.texts import label
+from bot.i18n import Markup, Translator
 from bot.usecases.notify import send_later
 from storage.db import UnitOfWork
+from storage.repositories.staff import StaffRoles
 from storage.repositories.volunteering import PromotedSignup
 
 
@@ -47,4 +50,42 @@ async def queue_promotion_notices(
         told += await send_later(
             uow, citizen, text, kind="promotion", key=f"promoted:{item.signup_id}", now=now
         )
+    return told
+
+
+async def describe_roles(
+    uow: UnitOfWork, translator: Translator, language: str, roles: StaffRoles
+) -> Markup:
+    """A staff role in words: "an administrator", "manager of Street lighting, Roads"."""
+    if roles.admin:  # administrators act on every service
+        return Markup(translator.text(language, "role.admin"))
+    names = [
+        label(service.names, language) or service.code
+        for service in await uow.repos.catalog.services()
+        if service.id in roles.service_ids
+    ]
+    return Markup(translator.text(language, "role.manager", services=", ".join(names)))
+
+
+async def queue_role_notices(
+    uow: UnitOfWork, translator: Translator, citizen_ids: Iterable[int], *, now: datetime
+) -> int:
+    """Tell each person whose staff roles changed what they now are (or that it ended)."""
+    told = 0
+    for citizen_id in sorted(set(citizen_ids)):
+        person = await uow.repos.citizens.by_id(citizen_id)
+        if person is None:
+            continue
+        roles = await uow.repos.staff.roles_of(citizen_id)
+        language = person.language
+        if roles.is_staff:
+            role = await describe_roles(uow, translator, language, roles)
+            text = translator.text(language, "role.granted", role=role)
+        else:
+            text = translator.text(language, "role.revoked")
+        # Telling the same person the same roles at the same moment is one decision.
+        state = ",".join(["admin"] * roles.admin + [str(i) for i in sorted(roles.service_ids)])
+        digest = hashlib.blake2s(state.encode(), digest_size=8).hexdigest()
+        key = f"role:{citizen_id}:{now.isoformat()}:{digest}"
+        told += await send_later(uow, person, text, kind="role", key=key, now=now)
     return told

@@ -16,6 +16,7 @@ from bot.handlers.flows_admin import FLOW_COMMANDS
 from bot.handlers.opportunities import OPPORTUNITY_COMMANDS
 from bot.handlers.opportunities import PREFIX as OPPORTUNITY_PREFIX
 from bot.i18n import Translator
+from bot.notices import describe_roles, queue_role_notices
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -58,7 +59,8 @@ def build_admin_router() -> Router:
             return
         role, person = words[0], words[1]
         service = words[2] if len(words) == 3 else None
-        outcome = await grant_role(uow, citizen, person, role, service, now=services.clock.now())
+        now = services.clock.now()
+        outcome = await grant_role(uow, citizen, person, role, service, now=now)
         key = {
             GrantResult.GRANTED: "grant.done",
             GrantResult.ALREADY: "grant.already",
@@ -66,7 +68,12 @@ def build_admin_router() -> Router:
             GrantResult.UNKNOWN_SERVICE: "grant.unknown_service",
         }[outcome.result]
         who = outcome.person.pseudonym if outcome.person else person
-        out.add(message.answer(t.text(lang, key, who=who, role=role, service=service or "")))
+        held = ""
+        if outcome.result is GrantResult.GRANTED and outcome.person is not None:
+            roles = await uow.repos.staff.roles_of(outcome.person.id)
+            held = await describe_roles(uow, t, lang, roles)
+            await queue_role_notices(uow, t, [outcome.person.id], now=now)
+        out.add(message.answer(t.text(lang, key, who=who, role=held, service=service)))
 
     @router.message(Command("revoke"))
     async def revoke(
@@ -83,7 +90,10 @@ def build_admin_router() -> Router:
         if len(words) != 1:
             out.add(message.answer(t.text(lang, "revoke.usage")))
             return
-        person, removed = await revoke_roles(uow, citizen, words[0], now=services.clock.now())
+        now = services.clock.now()
+        person, removed = await revoke_roles(uow, citizen, words[0], now=now)
+        if person is not None and removed:
+            await queue_role_notices(uow, t, [person.id], now=now)
         who = person.pseudonym if person else words[0]
         key = "revoke.done" if removed else "revoke.none"
         out.add(message.answer(t.text(lang, key, who=who, count=removed)))
@@ -112,7 +122,10 @@ def build_admin_router() -> Router:
             return
         me = await bot.me()
         link = f"https://t.me/{me.username}?start={code}"
-        out.add(message.answer(t.text(lang, "invite.created", link=link, role=role)))
+        service_ids = {s.id for s in await uow.repos.catalog.services() if s.code in codes}
+        offered = StaffRoles(admin=role == ADMIN, service_ids=frozenset(service_ids))
+        held = await describe_roles(uow, t, lang, offered)
+        out.add(message.answer(t.text(lang, "invite.created", link=link, role=held)))
 
     @router.message(Command("audit"))
     async def audit(

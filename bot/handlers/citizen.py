@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.conversation.render import render
 from bot.handlers.admin import staff_help
 from bot.keyboards import language_picker
+from bot.notices import describe_roles
 from bot.runtime.access import roles_of
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
@@ -50,9 +51,12 @@ def build_citizen_router() -> Router:
         out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
         if command.args and command.args.startswith(INVITE_PREFIX):
             invite = await accept_invite(uow, citizen, command.args, now=services.clock.now())
-            key = "invite.invalid" if invite is None else "invite.accepted"
-            role = invite.role if invite else ""
-            out.add(message.answer(services.translator.text(lang, key, role=role)))
+            if invite is None:
+                out.add(message.answer(services.translator.text(lang, "invite.invalid")))
+                return
+            roles = await roles_of(services, uow, citizen)
+            role = await describe_roles(uow, services.translator, lang, roles)
+            out.add(message.answer(services.translator.text(lang, "invite.accepted", role=role)))
             return
         # An unfinished conversation is not lost by a /start: ask its question again.
         turn = await services.conversations.reprompt(uow, citizen)

@@ -33,6 +33,7 @@ from bot.configfile import (
     audit_import,
 )
 from bot.i18n import Translator
+from bot.notices import queue_role_notices
 from bot.statetable import (
     DEFAULT_TABLE,
     DOCUMENT,
@@ -545,6 +546,7 @@ async def import_catalogue(
     actor: str,
     now: datetime,
     apply: bool = True,
+    translator: Translator | None = None,
 ) -> ImportSummary:
     """Make the services, categories and manager roles those of a catalogue file.
 
@@ -552,7 +554,8 @@ async def import_catalogue(
     nothing refers to it, deactivated otherwise (reports keep their category).
     Managers are matched to each listed service's ``managers`` (Telegram ids; people
     who never wrote to the bot are registered, as ``/grant`` does); every grant and
-    revocation is audited. Raises ConfigFileError.
+    revocation is audited, and with a ``translator`` each person whose roles changed is
+    told what they now are. Raises ConfigFileError.
     """
     catalogue = parse_catalogue(source, filename=filename, languages=languages)
     repos = uow.repos
@@ -630,6 +633,7 @@ async def import_catalogue(
     roles = await repos.config.manager_roles()
     listed_services = {spec.code for spec in catalogue.services}
     revoked = 0
+    changed: set[int] = set()  # people whose roles the import changes
     for code, service_row in services.items():
         if code in listed_services:
             continue
@@ -643,6 +647,7 @@ async def import_catalogue(
         for role in roles:
             if role.service_id == service_row.id:
                 revoked += 1
+                changed.add(role.citizen_id)
                 if apply:
                     await _audit_role(
                         uow, "role.revoke", role.citizen_id, code, actor=actor, now=now
@@ -658,7 +663,10 @@ async def import_catalogue(
         actor=actor,
         now=now,
         apply=apply,
+        changed=changed,
     )
+    if apply and translator is not None:
+        await queue_role_notices(uow, translator, changed, now=now)
     summary = ImportSummary(
         kind="catalogue",
         created=tuple(created),
@@ -684,8 +692,10 @@ async def _match_managers(
     actor: str,
     now: datetime,
     apply: bool,
+    changed: set[int],
 ) -> tuple[int, int]:
-    """Grant and revoke manager roles so each listed service has the file's managers."""
+    """Grant and revoke manager roles so each listed service has the file's managers;
+    adds to ``changed`` whom it granted or revoked a role (when it applies them)."""
     repos = uow.repos
     granted = revoked = 0
     for spec in services:
@@ -713,6 +723,7 @@ async def _match_managers(
                 )
             await repos.staff.grant(person.id, MANAGER, service_id=service_id, by=actor, now=now)
             await _audit_role(uow, "role.grant", person.id, spec.code, actor=actor, now=now)
+            changed.add(person.id)
         for held_id, citizen_id in held.items():
             # An erased manager has no Telegram id to list: the file says nothing of them.
             if held_id is None or held_id in spec.managers:
@@ -721,6 +732,7 @@ async def _match_managers(
             if apply and service_id is not None:
                 await repos.config.revoke_manager(citizen_id, service_id)
                 await _audit_role(uow, "role.revoke", citizen_id, spec.code, actor=actor, now=now)
+                changed.add(citizen_id)
     return granted, revoked
 
 
@@ -869,8 +881,9 @@ async def import_file(
             now=now,
             apply=apply,
         )
-    if kind == "statuses":
-        return await import_statuses(
+    if kind in ("statuses", "catalogue"):
+        importer = import_statuses if kind == "statuses" else import_catalogue
+        return await importer(
             uow,
             source,
             filename=filename,
@@ -880,8 +893,7 @@ async def import_file(
             apply=apply,
             translator=translator,
         )
-    importer = import_areas if kind == "areas" else import_catalogue
-    return await importer(
+    return await import_areas(
         uow, source, filename=filename, languages=languages, actor=actor, now=now, apply=apply
     )
 

@@ -25,7 +25,15 @@ from bot.statetable import (
 from bot.usecases import configuration as config
 from bot.usecases.reports import change_report_status
 from storage.db import Database
-from storage.models import Area, AuditEntry, Category, ConfigDocument, Report, Service
+from storage.models import (
+    Area,
+    AuditEntry,
+    Category,
+    ConfigDocument,
+    OutboxMessage,
+    Report,
+    Service,
+)
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LANGUAGES = ("en", "fr")
@@ -206,6 +214,17 @@ async def count(database: Database, model: Any, *where: Any) -> int:
         )
 
 
+async def role_notices(database: Database) -> list[tuple[int, str]]:
+    """What the outbox holds for people whose staff roles changed, oldest first."""
+    async with database.uow() as uow:
+        rows = await uow.session.execute(
+            select(OutboxMessage.chat_id, OutboxMessage.payload)
+            .where(OutboxMessage.kind == "role")
+            .order_by(OutboxMessage.id)
+        )
+        return [(chat_id, payload["text"]) for chat_id, payload in rows.all()]
+
+
 async def test_pinned_reports_are_assigned_and_reassigned(database: Database) -> None:
     await import_(database, "catalogue", CATALOGUE)
     before = await new_report(database, *INSIDE)
@@ -295,6 +314,8 @@ async def test_broken_files_change_nothing(database: Database) -> None:
 async def test_catalogue_round_trip_managers_and_references(database: Database) -> None:
     summary = await import_(database, "catalogue", CATALOGUE)
     assert summary.granted == 1 and len(summary.created) == 4
+    told = [(7001, "🔑 You are now manager of Roads. Type /help to see your commands.")]
+    assert await role_notices(database) == told
     async with database.uow() as uow:
         manager = await uow.repos.citizens.by_telegram_id(7001)
         roads = await uow.repos.catalog.service_by_code("roads")
@@ -322,8 +343,19 @@ services:
 categories: []
 """
     preview = await import_(database, "catalogue", smaller, apply=False)
+    assert await role_notices(database) == told  # a preview tells nobody
     summary = await import_(database, "catalogue", smaller)
     assert preview == summary
+    notices = await role_notices(database)
+    assert notices[: len(told)] == told
+    assert sorted(notices[len(told) :]) == [
+        (
+            7001,
+            "🔑 Your staff role has ended: the staff commands are no longer yours."
+            " Thank you for your work!",
+        ),
+        (7002, "🔑 You are now manager of Roads. Type /help to see your commands."),
+    ]
     assert summary.deactivated == ("category:potholes",)
     assert summary.deleted == ("category:graffiti", "service:parks")
     assert (summary.granted, summary.revoked) == (1, 1)

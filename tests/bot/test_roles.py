@@ -7,7 +7,8 @@ from aiogram import Router
 
 from bot.clock import ManualClock
 from bot.handlers.admin import ADMIN_COMMANDS, STAFF_COMMANDS, build_admin_router
-from tests.support.citizen import Citizen
+from bot.outbox.sender import OutboxSender
+from tests.support.citizen import Citizen, containing
 from tests.support.emulator import EmulatorServer
 from tests.support.inprocess import running_bot
 
@@ -61,14 +62,29 @@ async def test_grant_invite_refuse_and_audit(
             predicate=lambda call: "réservé" in str(call.params.get("text")),
         )
 
-        await admin.send("/grant manager @max_the_manager lighting", expect="is now manager")
+        await admin.send(
+            "/grant manager @max_the_manager lighting",
+            expect="is now manager of Street lighting.",
+        )
+        # The new manager is told, through the outbox, what they now are.
+        sender = OutboxSender(runtime.services, runtime.bot, worker_id="test")
+        await sender.drain_once()
+        await client.wait_for_bot_message(
+            MANAGER["id"],
+            predicate=containing("You are now manager of Street lighting. Type /help"),
+        )
         await admin.send("/grant manager @max_the_manager lighting", expect="already has")
         await admin.send("/grant manager @nobody lighting", expect="I do not know")
         await admin.send("/grant manager @max_the_manager zeppelins", expect="no service")
         await admin.send("/grant", expect="Use: /grant")
-        link = await admin.send("/invite manager roads,water", expect="one-time link")
+        link = await admin.send(
+            "/invite manager roads,water",
+            expect="makes its first user manager of Roads and pavements, Water",
+        )
         code = link.content.split("?start=")[1].split()[0]
-        await citizen.send(f"/start {code}", expect="Bienvenue dans l’équipe")
+        await citizen.send(
+            f"/start {code}", expect="Bienvenue dans l’équipe ! Vous êtes désormais responsable de"
+        )
         other = Citizen(client, {"id": 9504, "first_name": "Zed", "language_code": "en"})
         await other.send(f"/start {code}", expect="not valid any more")
 
@@ -84,6 +100,10 @@ async def test_grant_invite_refuse_and_audit(
         audit = await admin.send("/audit", expect="Latest staff actions")
         assert "role.grant" in audit.content
         await admin.send("/revoke @max_the_manager", expect="lost 1 role")
+        await sender.drain_once()
+        await client.wait_for_bot_message(
+            MANAGER["id"], predicate=containing("Your staff role has ended")
+        )
         await admin.send("/revoke @max_the_manager", expect="has no staff role")
 
 
