@@ -15,11 +15,26 @@ from aiogram import methods as telegram_methods
 from aiogram.client.default import Default
 from aiogram.methods import TelegramMethod
 from aiogram.types import BufferedInputFile
+from pydantic import BaseModel
 
 from storage.db import UnitOfWork
 
 # A file uploaded with the call (a digest's chart), stored inline in base64.
 _UPLOAD: Final = "__upload__"
+
+
+def _keep_tags(value: Any) -> None:
+    """Mark the ``type`` of every object nested in ``value`` as set, so that a dump
+    without unset fields keeps it: it is the tag that tells a union's members apart
+    when the method is rebuilt (a command scope for a chat, not for its administrators)."""
+    if isinstance(value, BaseModel):
+        if "type" in type(value).model_fields:
+            value.model_fields_set.add("type")
+        for name in value.model_fields_set:
+            _keep_tags(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _keep_tags(item)
 
 
 def method_payload(method: TelegramMethod[Any]) -> tuple[str, dict[str, Any]]:
@@ -40,6 +55,8 @@ def method_payload(method: TelegramMethod[Any]) -> tuple[str, dict[str, Any]]:
             # ``message.answer(...)`` fills in the bot's defaults as placeholders; a
             # rebuilt method gets the same placeholders by leaving the field out.
             defaults.add(field)
+        else:
+            _keep_tags(value)
     payload = method.model_dump(
         mode="json", exclude_none=True, exclude_unset=True, exclude=set(uploads) | defaults
     )
