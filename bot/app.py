@@ -22,7 +22,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramUnauthorizedError
-from aiogram.types import BotCommand
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
@@ -41,6 +40,7 @@ from bot.runtime.middlewares import CitizenMiddleware, UnitOfWorkMiddleware
 from bot.runtime.polling import poll_updates
 from bot.runtime.tuning import JsonSession, LeanDispatcher
 from bot.runtime.web import build_web_app
+from bot.staffmenu import StaffMenus
 from bot.usecases.broadcasts import BroadcastMonitor
 from bot.usecases.housekeeping import Housekeeper
 from bot.usecases.janitor import SessionJanitor
@@ -59,7 +59,6 @@ PLAYGROUND_ADMIN_ID = 300001
 
 EMULATOR_TOKEN = "1000001:local-emulator-token"  # noqa: S105 - the local emulator accepts any token
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
-COMMANDS = ("status", "myshifts", "mydata", "forget", "language", "cancel", "stop", "help", "start")
 
 
 class StartupError(Exception):
@@ -175,28 +174,24 @@ async def _warm_up(runtime: Runtime) -> None:
             await services.main_menu(uow, language)
 
 
-async def _announce_commands(runtime: Runtime) -> None:
-    """The command menu in every language: the flows' commands, then ours."""
-    translator = runtime.services.translator
-    async with runtime.services.database.uow() as uow:
-        published = await runtime.services.conversations.published(uow)
-    flows = sorted((entry.flow for entry in published.values()), key=lambda f: f.triggers.order)
-
-    def commands(language: str) -> list[BotCommand]:
-        listed = [
-            BotCommand(command=command, description=flow.title(language))
-            for flow in flows
-            for command in flow.triggers.commands[:1]
-        ]
-        listed += [
-            BotCommand(command=name, description=translator.text(language, f"command.{name}"))
-            for name in COMMANDS
-        ]
-        return listed
-
-    for language in translator.languages:
-        await runtime.bot.set_my_commands(commands(language), language_code=language)
-    await runtime.bot.set_my_commands(commands(translator.default_language))
+async def announce_commands(runtime: Runtime) -> None:
+    """The command menu in every language, and each staff member's own (see
+    bot.commandmenu)."""
+    services = runtime.services
+    default = services.translator.default_language
+    async with services.database.uow() as uow:
+        menus = {
+            language: await services.command_menu(uow, language)
+            for language in services.translator.languages
+        }
+    for language, commands in menus.items():
+        await runtime.bot.set_my_commands(commands, language_code=language)
+    await runtime.bot.set_my_commands(menus[default])
+    # Staff menus go through the outbox (its sender starts next).
+    async with services.database.uow() as uow:
+        queued = await StaffMenus(services).sync(uow, now=services.clock.now())
+    if queued:
+        log.info("command menus queued for %d staff member(s)", queued)
 
 
 async def _connect(runtime: Runtime, stopping: asyncio.Event) -> None:
@@ -302,7 +297,7 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
                 flush=True,
             )
         await _connect(runtime, stopping)
-        await _announce_commands(runtime)
+        await announce_commands(runtime)
         if settings.webhook_url and secret:
             await runtime.bot.set_webhook(
                 settings.webhook_url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -13,6 +14,7 @@ from bot.followups.texts import label
 from bot.i18n import Markup, Translator
 from bot.usecases.notify import send_later
 from storage.db import UnitOfWork
+from storage.records import CitizenRecord
 from storage.repositories.staff import StaffRoles
 from storage.repositories.volunteering import PromotedSignup
 
@@ -53,6 +55,14 @@ async def queue_promotion_notices(
     return told
 
 
+class MenuKeeper(Protocol):
+    """Keeps a person's own command menu in step with their roles (bot.staffmenu)."""
+
+    async def queue(self, uow: UnitOfWork, person: CitizenRecord, *, now: datetime) -> bool:
+        """Queue the menu the person's roles now call for, if it changed."""
+        ...
+
+
 async def describe_roles(
     uow: UnitOfWork, translator: Translator, language: str, roles: StaffRoles
 ) -> Markup:
@@ -68,9 +78,15 @@ async def describe_roles(
 
 
 async def queue_role_notices(
-    uow: UnitOfWork, translator: Translator, citizen_ids: Iterable[int], *, now: datetime
+    uow: UnitOfWork,
+    translator: Translator,
+    citizen_ids: Iterable[int],
+    *,
+    now: datetime,
+    menus: MenuKeeper | None = None,
 ) -> int:
-    """Tell each person whose staff roles changed what they now are (or that it ended)."""
+    """Tell each person whose staff roles changed what they now are (or that it ended),
+    and with ``menus`` give them the command menu that goes with it."""
     told = 0
     for citizen_id in sorted(set(citizen_ids)):
         person = await uow.repos.citizens.by_id(citizen_id)
@@ -88,4 +104,6 @@ async def queue_role_notices(
         digest = hashlib.blake2s(state.encode(), digest_size=8).hexdigest()
         key = f"role:{citizen_id}:{now.isoformat()}:{digest}"
         told += await send_later(uow, person, text, kind="role", key=key, now=now)
+        if menus is not None:
+            await menus.queue(uow, person, now=now)
     return told

@@ -15,12 +15,12 @@ from bot.handlers.digests import PREFIX as DIGEST_PREFIX
 from bot.handlers.flows_admin import FLOW_COMMANDS
 from bot.handlers.opportunities import OPPORTUNITY_COMMANDS
 from bot.handlers.opportunities import PREFIX as OPPORTUNITY_PREFIX
-from bot.i18n import Translator
 from bot.notices import describe_roles, queue_role_notices
 from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.runtime.tuning import LeanRouter
+from bot.staffmenu import StaffMenus
 from bot.usecases.staff import GrantResult, create_invite, grant_role, revoke_roles
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
@@ -72,7 +72,8 @@ def build_admin_router() -> Router:
         if outcome.result is GrantResult.GRANTED and outcome.person is not None:
             roles = await uow.repos.staff.roles_of(outcome.person.id)
             held = await describe_roles(uow, t, lang, roles)
-            await queue_role_notices(uow, t, [outcome.person.id], now=now)
+            menus = StaffMenus(services)
+            await queue_role_notices(uow, t, [outcome.person.id], now=now, menus=menus)
         out.add(message.answer(t.text(lang, key, who=who, role=held, service=service)))
 
     @router.message(Command("revoke"))
@@ -93,7 +94,7 @@ def build_admin_router() -> Router:
         now = services.clock.now()
         person, removed = await revoke_roles(uow, citizen, words[0], now=now)
         if person is not None and removed:
-            await queue_role_notices(uow, t, [person.id], now=now)
+            await queue_role_notices(uow, t, [person.id], now=now, menus=StaffMenus(services))
         who = person.pseudonym if person else words[0]
         key = "revoke.done" if removed else "revoke.none"
         out.add(message.answer(t.text(lang, key, who=who, count=removed)))
@@ -172,38 +173,6 @@ STAFF_COMMANDS = (
     *OPPORTUNITY_COMMANDS,
 )
 STAFF_BUTTON_PREFIXES = ("adm:", "mgr:", DIGEST_PREFIX, BROADCAST_PREFIX, OPPORTUNITY_PREFIX)
-
-# What /help offers staff, in this order: every staff member, then administrators.
-MANAGER_MENU = ("reports", "report", "digest", "subscribe", "export", "shifts")
-ADMIN_MENU = (
-    "broadcast",
-    "yousaid",
-    "moveshift",
-    "grant",
-    "revoke",
-    "invite",
-    "audit",
-    "flows",
-    "config",
-)
-
-
-def staff_help(translator: Translator, language: str, roles: StaffRoles) -> list[str]:
-    """/help's sections for the staff commands ``roles`` may use (none for citizens)."""
-    sections: list[tuple[str, tuple[str, ...]]] = []
-    if roles.is_staff:
-        sections.append(("help.staff", MANAGER_MENU))
-    if roles.admin:
-        sections.append(("help.admin", ADMIN_MENU))
-    return [
-        "\n".join(
-            [
-                translator.text(language, title),
-                *(f"/{name} — {translator.text(language, f'command.{name}')}" for name in names),
-            ]
-        )
-        for title, names in sections
-    ]
 
 
 def build_refusal_router() -> Router:

@@ -32,6 +32,7 @@ from bot.runtime.access import RequireRole
 from bot.runtime.context import Services
 from bot.runtime.outgoing import Outgoing
 from bot.runtime.tuning import LeanRouter
+from bot.staffmenu import StaffMenus
 from bot.usecases import configuration as usecase
 from bot.usecases.staff import actor_of
 from storage.db import UnitOfWork
@@ -262,6 +263,7 @@ def build_config_admin_router() -> Router:
                 actor=actor_of(citizen),
                 now=services.clock.now(),
                 timezone=services.settings.timezone,
+                menus=StaffMenus(services),
             )
         except ConfigFileError as error:
             out.add(query.answer())

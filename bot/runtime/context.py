@@ -9,14 +9,16 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiogram.types import ReplyKeyboardMarkup
+from aiogram.types import BotCommand, ReplyKeyboardMarkup
 
 from bot.clock import Clock
+from bot.commandmenu import command_menu
 from bot.config import Settings
 from bot.conversation.service import Conversations
 from bot.i18n import Translator
 from bot.keyboards import main_menu
 from storage.db import Database, UnitOfWork
+from storage.repositories.staff import NO_ROLES, StaffRoles
 
 
 def default_worker_id() -> str:
@@ -87,3 +89,11 @@ class Services:
         menu = main_menu(published, language)
         self._menus[language] = (published, menu)
         return menu
+
+    async def command_menu(
+        self, uow: UnitOfWork, language: str, roles: StaffRoles = NO_ROLES
+    ) -> list[BotCommand]:
+        """Telegram's command menu for ``roles`` (see :func:`bot.commandmenu.command_menu`)
+        over the flows published now."""
+        published = await self.conversations.published(uow)
+        return command_menu(published, self.translator, language, roles)

@@ -10,6 +10,7 @@ without writing: what the administrator confirms.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -33,7 +34,7 @@ from bot.configfile import (
     audit_import,
 )
 from bot.i18n import Translator
-from bot.notices import queue_role_notices
+from bot.notices import MenuKeeper, queue_role_notices
 from bot.statetable import (
     DEFAULT_TABLE,
     DOCUMENT,
@@ -547,6 +548,7 @@ async def import_catalogue(
     now: datetime,
     apply: bool = True,
     translator: Translator | None = None,
+    menus: MenuKeeper | None = None,
 ) -> ImportSummary:
     """Make the services, categories and manager roles those of a catalogue file.
 
@@ -555,7 +557,8 @@ async def import_catalogue(
     Managers are matched to each listed service's ``managers`` (Telegram ids; people
     who never wrote to the bot are registered, as ``/grant`` does); every grant and
     revocation is audited, and with a ``translator`` each person whose roles changed is
-    told what they now are. Raises ConfigFileError.
+    told what they now are (and with ``menus`` gets the command menu that goes with
+    it). Raises ConfigFileError.
     """
     catalogue = parse_catalogue(source, filename=filename, languages=languages)
     repos = uow.repos
@@ -666,7 +669,7 @@ async def import_catalogue(
         changed=changed,
     )
     if apply and translator is not None:
-        await queue_role_notices(uow, translator, changed, now=now)
+        await queue_role_notices(uow, translator, changed, now=now, menus=menus)
     summary = ImportSummary(
         kind="catalogue",
         created=tuple(created),
@@ -863,10 +866,12 @@ async def import_file(
     apply: bool = True,
     translator: Translator | None = None,
     timezone: str = "UTC",
+    menus: MenuKeeper | None = None,
 ) -> ImportSummary:
     """Import a configuration file of the given kind (see the import_* functions).
 
-    ``timezone`` (the administration's) reads and writes the shifts' local times.
+    ``timezone`` (the administration's) reads and writes the shifts' local times;
+    ``menus`` keeps the command menus of managers the catalogue changes.
     """
     if kind == "opportunities":
         if translator is None:
@@ -882,7 +887,11 @@ async def import_file(
             apply=apply,
         )
     if kind in ("statuses", "catalogue"):
-        importer = import_statuses if kind == "statuses" else import_catalogue
+        importer = (
+            import_statuses
+            if kind == "statuses"
+            else functools.partial(import_catalogue, menus=menus)
+        )
         return await importer(
             uow,
             source,

@@ -860,6 +860,22 @@ class OutboxRepository:
         row = result.first()
         return None if row is None else _record(row)
 
+    async def latest_call(self, citizen_id: int, kind: str) -> tuple[str, dict[str, Any]] | None:
+        """The method and payload of the newest row of ``kind`` for the citizen that was
+        sent or is still to be sent (a failed or dropped one changed nothing)."""
+        result = await self._session.execute(
+            select(_T.c.method, _T.c.payload)
+            .where(
+                _T.c.citizen_id == citizen_id,
+                _T.c.kind == kind,
+                _T.c.status.not_in((FAILED, DROPPED)),
+            )
+            .order_by(_T.c.id.desc())
+            .limit(1)
+        )
+        row = result.first()
+        return None if row is None else (str(row[0]), dict(row[1]))
+
     async def messages(self, ids: Iterable[int]) -> list[OutboxRecord]:
         """Several rows by id, in id order."""
         wanted = list(ids)

@@ -98,6 +98,13 @@ class StaffRepository:
             ),
         )
 
+    async def member_ids(self) -> list[int]:
+        """Everyone who holds a role, by citizen id."""
+        result = await self._session.scalars(
+            select(StaffRole.citizen_id).distinct().order_by(StaffRole.citizen_id)
+        )
+        return list(result.all())
+
     async def grant(
         self, citizen_id: int, role: str, *, service_id: int | None, by: str, now: datetime
     ) -> bool:

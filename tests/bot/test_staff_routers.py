@@ -12,8 +12,9 @@ import pytest
 from aiogram import Dispatcher, Router
 
 from bot.clock import ManualClock
+from bot.commandmenu import ADMIN_MENU, MANAGER_MENU
 from bot.handlers import include_routers
-from bot.handlers.admin import ADMIN_MENU, MANAGER_MENU, STAFF_BUTTON_PREFIXES, STAFF_COMMANDS
+from bot.handlers.admin import STAFF_BUTTON_PREFIXES, STAFF_COMMANDS
 from bot.i18n import Translator
 from bot.runtime.access import RequireRole
 from tests.support.citizen import Citizen
