@@ -14,14 +14,21 @@ from bot.config import SUPPORTED_LANGUAGES, Settings, SettingsError, load_settin
 EXIT_CONFIG = 2
 
 
-def _configure_logging(level: str) -> None:
+# Libraries that log routine work at INFO: aiogram a line per update, APScheduler two
+# per tick of the clock (every 30 s), Alembic its plugins at every start.
+CHATTY_LOGGERS = ("aiogram.event", "apscheduler", "alembic.runtime.plugins")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; the chatty libraries only say more at DEBUG."""
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # aiogram logs one line per update at INFO; keep the operator's log readable.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    debug = logging.getLevelName(level) <= logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
 def _command_run(settings: Settings, _args: argparse.Namespace) -> int:
@@ -266,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"citizenbot: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     handler = args.handler
     return int(handler(settings, args))
 
