@@ -18,6 +18,7 @@ from bot.runtime.access import roles_of
 from bot.runtime.context import Services
 from storage.db import UnitOfWork
 from storage.records import CitizenRecord
+from storage.repositories.staff import StaffRoles
 
 MENU_KIND = "menu"
 
@@ -35,13 +36,16 @@ class StaffMenus:
         *,
         now: datetime,
         language: str | None = None,
+        roles: StaffRoles | None = None,
     ) -> bool:
-        """Queue the menu the person's roles call for (in ``language``, by default
-        theirs): their own when they are staff, the removal of the one they had when
-        not. Nothing when the last one queued for them says the same already."""
+        """Queue the menu the person's roles (looked up unless given) call for, in
+        ``language`` (by default theirs): their own when they are staff, the removal of
+        the one they had when not. Nothing when the last one queued for them says the
+        same already."""
         if person.telegram_id is None:
             return False
-        roles = await roles_of(self._services, uow, person)
+        if roles is None:
+            roles = await roles_of(self._services, uow, person)
         scope = BotCommandScopeChat(chat_id=person.telegram_id)
         method: SetMyCommands | DeleteMyCommands
         if roles.is_staff:

@@ -181,9 +181,16 @@ def build_refusal_router() -> Router:
 
     @router.message(Command(*STAFF_COMMANDS))
     async def refuse_command(
-        message: Message, services: Services, out: Outgoing, lang: str
+        message: Message,
+        services: Services,
+        uow: UnitOfWork,
+        out: Outgoing,
+        lang: str,
+        citizen: CitizenRecord | None = None,
     ) -> None:
         out.add(message.answer(services.translator.text(lang, "staff.refused")))
+        if citizen is not None:  # a menu still offering what they may not do goes
+            await StaffMenus(services).queue(uow, citizen, now=services.clock.now())
 
     @router.callback_query(F.data.startswith(STAFF_BUTTON_PREFIXES))
     async def refuse_button(

@@ -79,8 +79,8 @@ def build_citizen_router() -> Router:
         roles = await roles_of(services, uow, citizen)
         text = "\n\n".join([t.text(lang, "help.text"), *staff_help(t, lang, roles)])
         out.add(message.answer(text, reply_markup=await services.main_menu(uow, lang)))
-        # Mends a menu that missed a change (an ADMIN_IDS administrator's first visit).
-        await StaffMenus(services).queue(uow, citizen, now=services.clock.now())
+        if roles.is_staff:  # mends a menu that missed a change (ADMIN_IDS, say)
+            await StaffMenus(services).queue(uow, citizen, now=services.clock.now(), roles=roles)
 
     @router.message(Command("language"))
     async def language(message: Message, services: Services, out: Outgoing, lang: str) -> None:

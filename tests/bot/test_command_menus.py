@@ -145,3 +145,9 @@ async def test_a_staff_members_menu_follows_their_roles_and_language(
             await uow.repos.staff.grant(person.id, MANAGER, service_id=service.id, by="t", now=now)
         await announce_commands(runtime)
         await delivered(runtime, clock, client, MANAGER_USER["id"], lambda c: "reports" in names(c))
+
+        # A role taken where no notice goes: the first refusal takes the menu away.
+        async with runtime.services.database.uow() as uow:
+            assert await uow.repos.staff.revoke(person.id) == 1
+        await manager.send("/reports", expect="réservé au personnel")
+        await delivered(runtime, clock, client, MANAGER_USER["id"], lambda c: names(c) == default)
