@@ -49,13 +49,15 @@ from bot.usecases.seed import seed_catalogue
 from dialogs import Engine, FlowError, builtin_registry
 from storage import migrate
 from storage.db import Database
+from storage.repositories.staff import MANAGER
 
 if TYPE_CHECKING:
     from bot.emulator import Persona
 
 log = logging.getLogger(__name__)
 
-PLAYGROUND_ADMIN_ID = 300001
+PLAYGROUND_ADMIN_ID = 300001  # the playground's administrator when ADMIN_IDS is empty
+PLAYGROUND_MANAGER_ID = 200001
 
 EMULATOR_TOKEN = "1000001:local-emulator-token"  # noqa: S105 - the local emulator accepts any token
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
@@ -224,9 +226,39 @@ def playground_personas(settings: Settings) -> list[Persona]:
         Persona(
             user_id=100002, first_name="Camille", language_code="fr", label="Citoyenne (français)"
         ),
-        Persona(user_id=200001, first_name="Morgan", language_code="en", label="Service manager"),
+        Persona(
+            user_id=PLAYGROUND_MANAGER_ID,
+            first_name="Morgan",
+            language_code="en",
+            label="Service manager",
+        ),
         Persona(user_id=administrator, first_name="Sam", language_code="en", label="Administrator"),
     ]
+
+
+async def _staff_the_playground(runtime: Runtime) -> None:
+    """The playground's staff personas are staff from the start: its administrator is
+    in ADMIN_IDS, its "Service manager" manages every service (whoever tries it sees
+    the card of any report they file)."""
+    services = runtime.services
+    now = services.clock.now()
+    staff = {PLAYGROUND_MANAGER_ID, *services.settings.admin_ids}
+    async with services.database.uow() as uow:
+        for persona in playground_personas(services.settings):
+            if persona.user_id not in staff:
+                continue
+            person, _ = await uow.repos.citizens.ensure(
+                telegram_id=persona.user_id,
+                language=persona.language_code,
+                first_name=persona.first_name,
+                username=None,
+                now=now,
+            )
+            if persona.user_id == PLAYGROUND_MANAGER_ID:
+                for service in await uow.repos.catalog.services():
+                    await uow.repos.staff.grant(
+                        person.id, MANAGER, service_id=service.id, by="playground", now=now
+                    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -265,7 +297,9 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
     if settings.emulated:
         from bot.emulator import Emulator
 
-        emulator = Emulator(personas=playground_personas(settings))
+        if not settings.admin_ids:  # the playground's administrator persona is one
+            settings = settings.model_copy(update={"admin_ids": (PLAYGROUND_ADMIN_ID,)})
+        emulator = Emulator(personas=playground_personas(settings), personas_started=True)
         api_base, token = f"http://{address}", EMULATOR_TOKEN
     else:
         assert settings.bot_token is not None
@@ -283,6 +317,8 @@ async def run(settings: Settings, *, clock: Clock | None = None) -> None:
     background: list[asyncio.Task[None]] = []
     try:
         await prepare_content(runtime)
+        if emulator is not None:
+            await _staff_the_playground(runtime)
         await _warm_up(runtime)
         # What start-up built lives as long as the process: full collections need not
         # walk it (one took ~150 ms, holding the event loop, with a backlog of updates).

@@ -23,6 +23,8 @@ class Emulator:
     """A local Telegram Bot API server with a user-side API and a playground page.
 
     `personas` are the users the playground offers (four sample ones when None);
+    with `personas_started` each has started the bot already, so the bot may write to
+    them first (the playground's: the bot's database remembers them across restarts);
     `rate_limits` turns Telegram's flood limits on (off when None); failed webhook
     deliveries are retried after each of `webhook_retry_delays`, then at the last
     one until they succeed; `webhook_timeout` bounds one delivery attempt.
@@ -36,11 +38,13 @@ class Emulator:
         rate_limits: RateLimits | None = None,
         webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         webhook_timeout: float = 30.0,
+        personas_started: bool = False,
     ) -> None:
         self.hub = Hub(
             bot_username=bot_username,
             personas=DEFAULT_PERSONAS if personas is None else personas,
             rate_limits=rate_limits,
+            personas_started=personas_started,
         )
         self._webhooks = WebhookDispatcher(
             retry_delays=webhook_retry_delays,

@@ -35,9 +35,11 @@ class Hub:
         personas: Iterable[Persona],
         rate_limits: RateLimits | None,
         clock: Callable[[], float] = time.monotonic,
+        personas_started: bool = False,
     ) -> None:
         self.bot_username = bot_username
         self.personas = list(personas)
+        self.personas_started = personas_started
         self.initial_rate_limits = rate_limits
         self.clock = clock
         self.files = FileStore()
@@ -64,6 +66,15 @@ class Hub:
 
     # --- worlds ------------------------------------------------------------------
 
+    def _new_world(self, bot_id: int | None) -> BotWorld:
+        username = self.bot_username if bot_id is None else self._username_for(bot_id)
+        world = BotWorld(bot_id, None, username)
+        if self.personas_started:
+            # Each persona has started the bot already: it may write to them first.
+            for persona in self.personas:
+                world.ensure_chat(persona.user_id)
+        return world
+
     def _username_for(self, bot_id: int) -> str:
         if not self._worlds:
             return self.bot_username
@@ -86,7 +97,7 @@ class Hub:
                 world, self._unclaimed = self._unclaimed, None
                 world.bot_id = bot_id
             else:
-                world = BotWorld(bot_id, None, self._username_for(bot_id))
+                world = self._new_world(bot_id)
             self._worlds[bot_id] = world
         if world.token is None:
             world.token = token
@@ -99,13 +110,13 @@ class Hub:
         if bot_id is not None:
             world = self._worlds.get(bot_id)
             if world is None:
-                world = BotWorld(bot_id, None, self._username_for(bot_id))
+                world = self._new_world(bot_id)
                 self._worlds[bot_id] = world
             return world
         if self._worlds:
             return next(iter(self._worlds.values()))
         if self._unclaimed is None:
-            self._unclaimed = BotWorld(None, None, self.bot_username)
+            self._unclaimed = self._new_world(None)
         return self._unclaimed
 
     def worlds(self) -> list[BotWorld]:

@@ -23,6 +23,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     ReplyParameters,
 )
+from aiohttp.test_utils import TestServer
 
 from bot.emulator import Emulator
 from bot.emulator.client import EmulatorClient
@@ -402,3 +403,20 @@ async def test_parameters_of_the_wrong_shape_are_a_bad_request(
         async with http.post(f"{base_url}/bot{TOKEN}/sendMessage", json=body) as response:
             assert response.status == 400
             assert (await response.json())["description"].startswith("Bad Request: ")
+
+
+async def test_personas_started_may_be_written_to_first() -> None:
+    # The playground's personas have started the bot: after a restart of `make run`
+    # the bot's database still knows them, and now so does the fresh emulator.
+    emulator = Emulator(personas_started=True)
+    server = TestServer(emulator.create_app(), host="127.0.0.1", port=0)
+    await server.start_server()
+    bot = make_bot(str(server.make_url("")).rstrip("/"))
+    try:
+        sent = await bot.send_message(CAMILLE, "Une carte pour vous")
+        assert sent.chat.id == CAMILLE and sent.chat.first_name == "Camille"
+        with pytest.raises(TelegramBadRequest, match="chat not found"):
+            await bot.send_message(CAMILLE + 1000, "nobody")  # not a persona
+    finally:
+        await bot.session.close()
+        await server.close()
