@@ -58,7 +58,7 @@ def build_citizen_router() -> Router:
             roles = await roles_of(services, uow, citizen)
             role = await describe_roles(uow, services.translator, lang, roles)
             out.add(message.answer(services.translator.text(lang, "invite.accepted", role=role)))
-            await StaffMenus(services).queue(uow, citizen, now=services.clock.now())
+            await StaffMenus(services).queue(uow, citizen, now=services.clock.now(), roles=roles)
             return
         # An unfinished conversation is not lost by a /start: ask its question again.
         turn = await services.conversations.reprompt(uow, citizen)
